@@ -1,0 +1,78 @@
+/**
+ * The `bottle` command line: builds the command tree and turns every outcome
+ * into an exit code. Usage and config mistakes exit 2 with one message; bugs
+ * exit 1 with a stack when BOTTLE_DEBUG is set; a cancelled run exits 130/143.
+ */
+import { Command, CommanderError } from "commander";
+import { CancelledError, SilentExit, UserError } from "../errors.ts";
+import { redact } from "../proc/secrets.ts";
+import { VERSION } from "../version.ts";
+import type { CliContext } from "./context.ts";
+import { registerAgents } from "./agents.ts";
+import { registerConfig } from "./config_schema.ts";
+import { registerDoctor } from "./doctor.ts";
+import { registerPlan } from "./plan.ts";
+import { registerVersion } from "./version.ts";
+import { registerBackendCommands } from "./backend_commands.ts";
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command("bottle")
+    .description("Run a coding agent in a sealed bottle; everything it must not hold stays outside")
+    .version(VERSION, "-V, --version")
+    .option(
+      "-c, --config <file>",
+      "agent file to use (default: ./bottle.yaml, then the user config dir)",
+    )
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.out(s.replace(/\n$/, "")),
+      writeErr: (s) => ctx.err(s.replace(/\n$/, "")),
+    });
+  registerPlan(program, ctx);
+  registerAgents(program, ctx);
+  registerConfig(program, ctx);
+  registerDoctor(program, ctx);
+  registerVersion(program, ctx);
+  registerBackendCommands(program, ctx);
+  for (const c of program.commands) c.exitOverride().configureOutput(program.configureOutput());
+  return program;
+}
+
+/** Runs the CLI on `args` and returns the process exit code. */
+export async function runCli(args: string[], ctx: CliContext): Promise<number> {
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return 0;
+  } catch (err) {
+    return exitCodeFor(err, ctx);
+  }
+}
+
+function exitCodeFor(err: unknown, ctx: CliContext): number {
+  if (err instanceof CommanderError) {
+    // Commander already printed the message (or the help).
+    if (
+      err.code === "commander.helpDisplayed" || err.code === "commander.help" ||
+      err.code === "commander.version"
+    ) {
+      return 0;
+    }
+    if (err.code === "commander.executeSubCommandAsync") return err.exitCode;
+    return 2;
+  }
+  if (err instanceof SilentExit) return err.exitCode;
+  if (err instanceof CancelledError) {
+    ctx.err(`bottle: ${err.message}`);
+    return err.exitCode;
+  }
+  if (err instanceof UserError) {
+    ctx.err(`bottle: ${redact(err.message)}`);
+    return err.exitCode;
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  ctx.err(`bottle: ${redact(e.message)}`);
+  if (ctx.env.BOTTLE_DEBUG) ctx.err(redact(e.stack ?? ""));
+  return 1;
+}

@@ -1,0 +1,167 @@
+/**
+ * The agent file's schema: the single source of truth for what an agent
+ * definition may say. Validation messages, the JSON Schema printed by
+ * `bottle config schema` and the TypeScript types all come from here.
+ */
+import { z } from "zod";
+
+const HOSTNAME =
+  /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** An exact hostname, or a `*.suffix` wildcard matching every subdomain of suffix. */
+export const hostPattern = z.string().refine(
+  (s) => HOSTNAME.test(s.startsWith("*.") ? s.slice(2) : s),
+  { error: (iss) => `expected a hostname or "*.domain", got ${JSON.stringify(iss.input)}` },
+);
+
+const envName = z.string().refine((s) => ENV_NAME.test(s), {
+  error: (iss) => `expected an environment variable name, got ${JSON.stringify(iss.input)}`,
+});
+
+/**
+ * Where a secret's value comes from on the host. Resolved only at launch,
+ * never printed: a plan shows the reference, not the value.
+ */
+export const secretSource = z.strictObject({
+  env: envName.optional().describe("Read the value from this host environment variable"),
+  file: z.string().min(1).optional().describe(
+    "Read the value from this file (trailing newline dropped)",
+  ),
+  command: z.array(z.string()).min(1).optional().describe(
+    "Run this argv on the host and use its stdout (e.g. [gh, auth, token])",
+  ),
+}).superRefine((v, ctx) => {
+  const n = [v.env, v.file, v.command].filter((x) => x !== undefined).length;
+  if (n !== 1) {
+    ctx.addIssue({ code: "custom", message: "expected exactly one of env, file or command" });
+  }
+});
+
+export const route = z.strictObject({
+  host: hostPattern.describe("Host whose requests get the credential (exact or *.suffix)"),
+  header: z.string().refine((s) => HEADER_NAME.test(s), {
+    error: (iss) => `expected an HTTP header name, got ${JSON.stringify(iss.input)}`,
+  }).default("Authorization").describe("Header the real credential is injected into"),
+  template: z.string().refine((s) => s.includes("{value}"), {
+    error: (iss) => `expected a template containing "{value}", got ${JSON.stringify(iss.input)}`,
+  }).default("Bearer {value}").describe('Header value, "{value}" replaced by the secret'),
+  placeholder_env: envName.optional().describe(
+    "Env var set inside the bottle to a placeholder, for tools that insist on one",
+  ),
+  value: secretSource.describe("Where the real credential comes from on the host"),
+});
+
+const gitUrl = z.string().refine(
+  (s) => /^(https?|ssh|file):\/\/\S+$|^[\w.-]+@[\w.-]+:\S+$/.test(s),
+  {
+    error: (iss) =>
+      `expected a git URL (https://, ssh://, file:// or user@host:path), got ${
+        JSON.stringify(iss.input)
+      }`,
+  },
+);
+
+export const gitUpstream = z.strictObject({
+  url: gitUrl.describe("The real upstream; only the git gate talks to it"),
+  identity: z.strictObject({
+    ssh_key: secretSource.optional().describe("Private key used for pushes over SSH"),
+    token: secretSource.optional().describe("Token used for pushes over HTTPS"),
+  }).optional().describe("Push identity; never enters the bottle"),
+  branches: z.array(z.string().min(1)).default(["bottle/*"]).describe(
+    "Branch patterns the agent may push to",
+  ),
+  path: z.string().refine((s) => s.startsWith("/"), {
+    error: (iss) => `expected an absolute path inside the bottle, got ${JSON.stringify(iss.input)}`,
+  }).optional().describe("Where to clone inside the bottle (default /workspace/<repo>)"),
+});
+
+const memory = z.string().refine((s) => /^\d+(\.\d+)?[kmg]?$/i.test(s), {
+  error: (iss) => `expected a size like "4g" or "512m", got ${JSON.stringify(iss.input)}`,
+});
+
+export const resources = z.strictObject({
+  cpus: z.number().positive().max(256).optional(),
+  memory: memory.optional(),
+  pids: z.number().int().min(16).optional(),
+});
+
+export const mount = z.strictObject({
+  source: z.string().min(1).describe("Host path (relative to the agent file)"),
+  target: z.string().refine((s) => s.startsWith("/"), {
+    error: (iss) => `expected an absolute path inside the bottle, got ${JSON.stringify(iss.input)}`,
+  }),
+  readonly: z.boolean().default(true),
+});
+
+export const image = z.strictObject({
+  dockerfile: z.string().min(1).describe("Dockerfile path (relative to the agent file)"),
+  context: z.string().min(1).optional().describe("Build context (default: the Dockerfile's dir)"),
+  build_args: z.record(z.string(), z.string()).default({}),
+});
+
+/** How the Anthropic credential reaches the API; the bottle only sees a placeholder. */
+export const anthropic = z.union([
+  z.enum(["auto", "none"]),
+  z.strictObject({
+    api_key: secretSource.optional(),
+    oauth_token: secretSource.optional(),
+  }),
+]).describe(
+  "auto: ANTHROPIC_API_KEY, else CLAUDE_CODE_OAUTH_TOKEN from the host; none: no credential",
+);
+
+export const agent = z.strictObject({
+  description: z.string().optional(),
+  backend: z.enum(["docker", "smolmachines"]).default("docker"),
+  image: image.optional().describe(
+    "Build the agent image from this Dockerfile (default: built-in)",
+  ),
+  command: z.array(z.string().min(1)).min(1).default(["claude"]).describe("The agent program"),
+  prompt: z.string().optional().describe("Appended system prompt"),
+  prompt_file: z.string().optional().describe("File holding the appended system prompt"),
+  skills: z.array(z.string().min(1)).default([]).describe("Directories copied into the skills dir"),
+  allowed_domains: z.array(hostPattern).default([]).describe("Extra hosts the agent may reach"),
+  routes: z.array(route).default([]).describe("Credentials injected outside the bottle"),
+  anthropic: anthropic.default("auto"),
+  git: z.array(gitUpstream).default([]),
+  supervise: z.boolean().default(false).describe("Register the human-approval MCP server"),
+  env: z.record(envName, z.string()).default({}).describe("Plain (non-secret) env vars"),
+  resources: resources.default({}),
+  mounts: z.array(mount).default([]),
+}).superRefine((a, ctx) => {
+  if (a.prompt !== undefined && a.prompt_file !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["prompt_file"],
+      message: "use either prompt or prompt_file, not both",
+    });
+  }
+});
+
+const agentName = z.string().refine((s) => /^[a-z][a-z0-9-]{0,30}$/.test(s), {
+  error: (iss) =>
+    `expected an agent name of lowercase letters, digits and "-" (at most 31), got ${
+      JSON.stringify(iss.input)
+    }`,
+});
+
+export const build = z.strictObject({
+  ca_certs: z.array(z.string().min(1)).default([]).describe(
+    "Extra CA certificates trusted while building images (TLS-intercepting proxies)",
+  ),
+});
+
+export const agentFile = z.strictObject({
+  version: z.literal(1).describe("Schema version of this file"),
+  agents: z.record(agentName, agent).default({}),
+  build: build.default({ ca_certs: [] }),
+});
+
+export type AgentFile = z.output<typeof agentFile>;
+export type AgentDefinition = z.output<typeof agent>;
+export type AgentInput = z.input<typeof agent>;
+export type SecretSource = z.output<typeof secretSource>;
+export type Route = z.output<typeof route>;
+export type GitUpstream = z.output<typeof gitUpstream>;

@@ -1,0 +1,21 @@
+/**
+ * Where bottle keeps things on the host, following the XDG base directory
+ * layout on Linux and using the same layout on macOS (one documented place
+ * beats two). Overridable with the XDG variables, which tests use.
+ */
+import { join } from "node:path";
+
+export interface HostDirs {
+  config: string;
+  state: string;
+  cache: string;
+}
+
+export function hostDirs(env: Record<string, string | undefined> = Deno.env.toObject()): HostDirs {
+  const home = env.HOME ?? "/";
+  return {
+    config: join(env.XDG_CONFIG_HOME || join(home, ".config"), "bottle"),
+    state: join(env.XDG_STATE_HOME || join(home, ".local", "state"), "bottle"),
+    cache: join(env.XDG_CACHE_HOME || join(home, ".cache"), "bottle"),
+  };
+}

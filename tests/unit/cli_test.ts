@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cli } from "../helpers/cli.ts";
+
+Deno.test("cli: --help lists the commands and exits 0", async () => {
+  const r = await cli(["--help"]);
+  assert.equal(r.code, 0);
+  for (const c of ["plan", "agents", "config", "doctor", "version"]) {
+    assert.match(r.stdout, new RegExp(`\\n  ${c}\\b`));
+  }
+});
+
+Deno.test("cli: every command has --help", async () => {
+  for (const c of [["plan"], ["agents"], ["config", "schema"], ["doctor"], ["version"]]) {
+    const r = await cli([...c, "--help"]);
+    assert.equal(r.code, 0, c.join(" "));
+    assert.match(r.stdout, /^Usage: bottle /);
+  }
+});
+
+Deno.test("cli: an unknown flag is a usage error, exit 2", async () => {
+  const r = await cli(["plan", "--bogus"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown option '--bogus'/);
+});
+
+Deno.test("cli: a misspelt command gets a suggestion and exit 2", async () => {
+  const r = await cli(["pln"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /Did you mean plan\?/);
+});
+
+Deno.test("cli: a bad --backend value is a usage error", async () => {
+  const r = await cli(["plan", "--backend", "podman"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /Allowed choices are docker, smolmachines/);
+});
+
+Deno.test("cli: plan claude --json works with no agent file", async () => {
+  const r = await cli(["plan", "claude", "--json", "--name", "t1"], {
+    env: { ANTHROPIC_API_KEY: "sk-real-secret-value" },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const plan = JSON.parse(r.stdout);
+  assert.equal(plan.schema, "bottle.plan/v1");
+  assert.equal(plan.bottle.name, "claude-t1");
+  assert.equal(plan.bottle.origin, "built-in");
+  assert.ok(!r.stdout.includes("sk-real-secret-value"), "secret value leaked into plan output");
+});
+
+Deno.test("cli: a project bottle.yaml is discovered and shadows the user config", async () => {
+  const home = await Deno.makeTempDir();
+  const project = join(home, "proj");
+  await Deno.mkdir(join(home, ".config", "bottle"), { recursive: true });
+  await Deno.mkdir(project);
+  await Deno.writeTextFile(
+    join(project, "bottle.yaml"),
+    "version: 1\nagents:\n  rev: {description: project}\n",
+  );
+  await Deno.writeTextFile(
+    join(home, ".config", "bottle", "bottle.yaml"),
+    "version: 1\nagents:\n  rev: {description: user}\n  other: {}\n",
+  );
+  const r = await cli(["agents", "--json"], { home, cwd: project });
+  assert.equal(r.code, 0, r.stderr);
+  const { agents, shadowed } = JSON.parse(r.stdout);
+  const byName = Object.fromEntries(agents.map((a: { name: string }) => [a.name, a]));
+  assert.equal(byName.rev.origin, join(project, "bottle.yaml"));
+  assert.equal(byName.other.origin, join(home, ".config", "bottle", "bottle.yaml"));
+  assert.equal(byName.claude.origin, "built-in");
+  assert.deepEqual(shadowed, [{
+    name: "rev",
+    origin: join(home, ".config", "bottle", "bottle.yaml"),
+  }]);
+});
+
+Deno.test("cli: a bad agent file exits 2 naming file, line and field", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = join(dir, "a.yaml");
+  await Deno.writeTextFile(
+    file,
+    "version: 1\nagents:\n  a:\n    routes:\n      - host: https://x\n        value: {env: T}\n",
+  );
+  const r = await cli(["--config", file, "plan", "a"]);
+  assert.equal(r.code, 2);
+  assert.equal(
+    r.stderr,
+    `bottle: ${file}:5:15: agents.a.routes[0].host: expected a hostname or "*.domain", got "https://x"\n`,
+  );
+  assert.equal(r.stdout, "");
+});
+
+Deno.test("cli: an unknown agent exits 2 and lists the known ones", async () => {
+  const r = await cli(["plan", "nope"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /Unknown agent "nope".*known agents are claude/);
+});
+
+Deno.test("cli: config schema is a JSON Schema of the agent file", async () => {
+  const r = await cli(["config", "schema"]);
+  assert.equal(r.code, 0);
+  const schema = JSON.parse(r.stdout);
+  assert.equal(schema.$schema, "https://json-schema.org/draft/2020-12/schema");
+  const agent = schema.properties.agents.additionalProperties;
+  assert.ok(agent.properties.routes.items.properties.host);
+  assert.equal(agent.additionalProperties, false);
+  assert.deepEqual(schema.required, ["version"]);
+});
+
+Deno.test("cli: version prints bottle's version", async () => {
+  const r = await cli(["version", "--json"]);
+  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
+  assert.equal(JSON.parse(r.stdout).bottle, denoJson.version);
+});
+
+Deno.test("cli: doctor reports a missing docker with a fix and exits 1", async () => {
+  const r = await cli(["doctor"], {
+    env: { BOTTLE_DOCKER: "/nonexistent/docker", SMOLVM: "/nonexistent/smolvm" },
+  });
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /FAIL {2}docker client: Cannot run "\/nonexistent\/docker"/);
+  assert.match(r.stdout, /fix: install Docker/);
+  assert.match(r.stdout, /warn {2}smolvm: not installed/);
+});

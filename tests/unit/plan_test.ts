@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadAgentFile } from "../../src/config/load.ts";
+import { builtinAgents } from "../../src/config/builtin.ts";
+import type { LoadedAgent } from "../../src/config/discover.ts";
+import { type HostFacts, makePlan } from "../../src/plan/make_plan.ts";
+
+const TESTDATA = fileURLToPath(new URL("../testdata/", import.meta.url));
+const UPDATE = Deno.env.get("UPDATE") === "1";
+
+function facts(over: Partial<HostFacts> = {}): HostFacts {
+  return {
+    suffix: "abc123",
+    stateRoot: "/state/bottle",
+    ownerHost: "host1",
+    ownerPid: 4242,
+    hostEnvNames: new Set(["ANTHROPIC_API_KEY"]),
+    ...over,
+  };
+}
+
+function builtin(): LoadedAgent {
+  return {
+    name: "claude",
+    definition: builtinAgents().claude!,
+    origin: "built-in",
+    baseDir: "/proj",
+    buildCaCerts: [],
+  };
+}
+
+async function reviewer(): Promise<LoadedAgent> {
+  const f = await loadAgentFile(join(TESTDATA, "config/valid/full.yaml"));
+  return {
+    name: "reviewer",
+    definition: f.agents.reviewer!,
+    origin: "/proj/bottle.yaml",
+    baseDir: "/proj",
+    buildCaCerts: [],
+  };
+}
+
+async function golden(name: string, value: unknown): Promise<void> {
+  const file = join(TESTDATA, "plan", `${name}.json`);
+  const text = JSON.stringify(value, null, 2) + "\n";
+  if (UPDATE) await Deno.writeTextFile(file, text);
+  assert.equal(
+    text,
+    await Deno.readTextFile(file),
+    `plan differs from ${file} (UPDATE=1 to accept)`,
+  );
+}
+
+Deno.test("plan: built-in claude agent matches its golden file", async () => {
+  await golden("claude_builtin", makePlan(builtin(), facts()));
+});
+
+Deno.test("plan: full agent file matches its golden file", async () => {
+  await golden("reviewer_full", makePlan(await reviewer(), facts()));
+});
+
+Deno.test("plan: same inputs give the same plan", async () => {
+  const a = await reviewer();
+  assert.deepEqual(makePlan(a, facts()), makePlan(a, facts()));
+});
+
+Deno.test("plan: concurrent bottles of one agent get distinct names and objects", () => {
+  const p1 = makePlan(builtin(), facts({ suffix: "aaaaaa" }));
+  const p2 = makePlan(builtin(), facts({ suffix: "bbbbbb" }));
+  const objects = (p: ReturnType<typeof makePlan>) => [
+    p.bottle.name,
+    p.bottle.stateDir,
+    p.networks.internal.name,
+    p.networks.outbound.name,
+    p.bundle.container,
+    p.agent.container,
+  ];
+  for (const o of objects(p1)) assert.ok(!objects(p2).includes(o), `${o} shared`);
+});
+
+Deno.test("plan: the Anthropic key is a route with a placeholder, never a value", () => {
+  const p = makePlan(builtin(), facts());
+  const route = p.bundle.routes.find((r) => r.host === "api.anthropic.com");
+  assert.deepEqual(route?.source, { env: "ANTHROPIC_API_KEY" });
+  assert.equal(route?.header, "x-api-key");
+  assert.equal(p.agent.env.ANTHROPIC_API_KEY, "sk-ant-api03-bottle-placeholder");
+  assert.ok(p.bundle.allowlist.includes("api.anthropic.com"));
+});
+
+Deno.test("plan: an OAuth token is used when no API key is set", () => {
+  const p = makePlan(builtin(), facts({ hostEnvNames: new Set(["CLAUDE_CODE_OAUTH_TOKEN"]) }));
+  const route = p.bundle.routes[0]!;
+  assert.equal(route.header, "Authorization");
+  assert.equal(route.template, "Bearer {value}");
+  assert.equal(p.agent.env.CLAUDE_CODE_OAUTH_TOKEN, "sk-ant-oat01-bottle-placeholder");
+  assert.equal(p.agent.env.ANTHROPIC_API_KEY, undefined);
+});
+
+Deno.test("plan: no credential on the host is a warning, not a route", () => {
+  const p = makePlan(builtin(), facts({ hostEnvNames: new Set() }));
+  assert.equal(p.bundle.routes.length, 0);
+  assert.match(p.warnings[0]!, /No Anthropic credential/);
+});
+
+Deno.test("plan: the agent is locked down and points at the bundle", async () => {
+  const p = makePlan(await reviewer(), facts());
+  assert.deepEqual(p.agent.security, { capDrop: ["ALL"], noNewPrivileges: true });
+  assert.equal(p.agent.env.HTTPS_PROXY, "http://bundle:3128");
+  assert.equal(p.networks.internal.internal, true);
+  assert.equal(p.networks.outbound.internal, false);
+  assert.deepEqual(p.agent.resources, { cpus: 2, memory: "4g", pids: 512 });
+  assert.deepEqual(p.bundle.daemons, ["egress", "pipelock", "git-gate", "supervise"]);
+  for (const o of [p.agent.labels, p.bundle.labels, p.networks.internal.labels]) {
+    assert.equal(o["bottle.id"], p.bottle.name);
+  }
+});
+
+Deno.test("plan: --backend overrides the definition", () => {
+  assert.equal(
+    makePlan(builtin(), facts({ backend: "smolmachines" })).bottle.backend,
+    "smolmachines",
+  );
+});
