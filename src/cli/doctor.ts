@@ -5,13 +5,9 @@
  */
 import type { Command } from "commander";
 import { run } from "../proc/runner.ts";
-import { SilentExit } from "../errors.ts";
+import { SilentExit, UserError } from "../errors.ts";
 import type { CliContext } from "./context.ts";
-import {
-  compareVersions,
-  parseSmolvmVersion,
-  SMOLVM_MIN_VERSION,
-} from "../backends/smolvm/smolvm_version.ts";
+import { MIN_SMOLVM_VERSION, SmolvmCli } from "../backends/smolvm/smolvm_cli.ts";
 
 export interface Check {
   name: string;
@@ -60,29 +56,7 @@ export async function runChecks(ctx: CliContext): Promise<Check[]> {
       },
   );
 
-  const sv = await tryRun([smolvm, "--version"]);
-  if (!sv.ran) {
-    checks.push({
-      name: "smolvm",
-      ok: false,
-      required: false,
-      detail: "not installed (only needed for --backend smolmachines)",
-      fix: "install smolvm >= " + SMOLVM_MIN_VERSION,
-    });
-  } else {
-    const v = parseSmolvmVersion(sv.stdout);
-    const ok = v !== undefined && compareVersions(v, SMOLVM_MIN_VERSION) >= 0;
-    checks.push({
-      name: "smolvm",
-      ok,
-      required: false,
-      detail: v ?? `unrecognised version output ${JSON.stringify(sv.stdout.trim())}`,
-      ...(ok ? {} : {
-        fix:
-          `upgrade smolvm to >= ${SMOLVM_MIN_VERSION} (older versions do not enforce the egress policy)`,
-      }),
-    });
-  }
+  checks.push(await smolvmCheck(new SmolvmCli({ binary: smolvm })));
 
   for (
     const [what, dir] of [["state dir", ctx.dirs.state], ["cache dir", ctx.dirs.cache]] as const
@@ -125,6 +99,24 @@ export function registerDoctor(program: Command, ctx: CliContext): void {
       }
       if (checks.some((c) => c.required && !c.ok)) throw new SilentExit(1);
     });
+}
+
+/** smolvm is optional: only `--backend smolmachines` needs it. */
+async function smolvmCheck(cli: SmolvmCli): Promise<Check> {
+  const name = "smolvm";
+  try {
+    const v = await cli.assertSupported({ timeoutMs: 15_000 });
+    return { name, ok: true, required: false, detail: v.text };
+  } catch (err) {
+    const missing = err instanceof UserError && /^Cannot run smolvm/.test(err.message);
+    return {
+      name,
+      ok: false,
+      required: false,
+      detail: missing ? "not installed (only needed for --backend smolmachines)" : (err as Error).message,
+      fix: `install smolvm >= ${MIN_SMOLVM_VERSION} (older versions do not enforce the egress policy)`,
+    };
+  }
 }
 
 async function tryRun(argv: string[]): Promise<

@@ -367,6 +367,28 @@ Deno.test("machineExec throws when smolvm rejects the argv instead of returning 
   assert.equal(res.code, 2);
 });
 
+Deno.test("machineExec past timeoutMs throws a timed-out CommandError and ends the guest command", async () => {
+  await using t = await setup();
+  await createStarted(t.cli, "vm1");
+  const marker = `${t.fake.dir}/still-running`;
+  const started = Date.now();
+  const err = await t.cli.machineExec({
+    name: "vm1",
+    argv: ["sh", "-c", `sleep 1; touch ${marker}`],
+    timeoutMs: 300,
+  }).then(() => undefined, (e) => e);
+  assert.ok(err instanceof CommandError, String(err));
+  assert.equal(err.timedOut, true);
+  assert.ok(Date.now() - started < 1000);
+  // Absence can only be checked by waiting past the moment it would appear.
+  await new Promise((r) => setTimeout(r, 1300));
+  await assert.rejects(
+    Deno.stat(marker),
+    Deno.errors.NotFound,
+    "the guest command outlived smolvm",
+  );
+});
+
 Deno.test("machineExec on a stopped machine throws MachineNotRunningError", async () => {
   await using t = await setup();
   await t.cli.machineCreate({ name: "vm1", image: "alpine" });

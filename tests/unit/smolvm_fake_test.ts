@@ -4,7 +4,7 @@
  * cp, docker save archives and a real registry pull for `pack create`.
  */
 import assert from "node:assert/strict";
-import { insecureAllowed, parseRef } from "../fakes/smolvm/fake_smolvm.ts";
+import { insecureAllowed, parseRef } from "../fakes/smolvm/fake_registry_pull.ts";
 import {
   fakeSmolvm,
   legacyDockerSave,
