@@ -1,0 +1,56 @@
+/**
+ * Entry point of the egress daemon inside the bundle container:
+ * `deno run ... src/bundle/egress/main.ts --config /path/egress.json`.
+ * Route secrets arrive in this process's environment (named by the config),
+ * never on argv. SIGTERM closes the listener and exits 0.
+ */
+import { redact } from "../../proc/secrets.ts";
+import { loadEgressConfig } from "./config.ts";
+import { startEgress } from "./server.ts";
+
+/**
+ * The `deno run` permissions the daemon needs: network (listen, dial the
+ * upstream proxy), read (config, CA files, system CA bundle), write to the
+ * audit log only, and env (route secrets).
+ */
+export function egressPermissions(auditLog: string): string[] {
+  return ["--no-prompt", "--allow-net", "--allow-read", `--allow-write=${auditLog}`, "--allow-env"];
+}
+
+function usage(): never {
+  console.error("Usage: egress --config FILE");
+  Deno.exit(2);
+}
+
+export async function main(args: string[]): Promise<number> {
+  let configPath: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--config") configPath = args[++i];
+    else if (a?.startsWith("--config=")) configPath = a.slice("--config=".length);
+    else usage();
+  }
+  if (!configPath) usage();
+
+  // Listen for signals before announcing readiness: a supervisor may send
+  // SIGTERM the moment it sees the "listening" line.
+  const stopped = Promise.withResolvers<void>();
+  const onSignal = () => stopped.resolve();
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  let server;
+  try {
+    const config = await loadEgressConfig(configPath);
+    server = await startEgress(config);
+  } catch (err) {
+    console.error(`egress: ${redact(err instanceof Error ? err.message : String(err))}`);
+    return 2;
+  }
+  console.error(`egress: listening on ${server.addr.hostname}:${server.addr.port}`);
+  await stopped.promise;
+  await Promise.race([server.close(), new Promise((r) => setTimeout(r, 2000))]);
+  console.error("egress: stopped");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,202 @@
+/**
+ * The agent-facing listener: an HTTP/1.1 forward proxy. It loads what the
+ * config names, accepts connections, and reads each request head to hand it
+ * on: CONNECT to `handleConnect`, absolute-form `http://` to
+ * `PlainForwarder`, and origin-form `GET /healthz` (the bundle's health
+ * probe) it answers itself.
+ */
+import net from "node:net";
+import { loadCaFiles } from "../../tls/ca.ts";
+import { LeafCache } from "../../tls/leaf_cache.ts";
+import { splitCertificates } from "../../tls/pem.ts";
+import { redact } from "../../proc/secrets.ts";
+import { AuditLog } from "./audit.ts";
+import { BufferedWire, LimitExceededError } from "./buffered.ts";
+import { type EgressConfig, type ResolvedRoute, resolveRoutes } from "./config.ts";
+import { handleConnect } from "./connect.ts";
+import {
+  type EgressContext,
+  errorMessage,
+  readHeadIdle,
+  simpleResponse,
+  tryWrite,
+} from "./context.ts";
+import { PlainForwarder } from "./forward.ts";
+import {
+  HttpError,
+  keepsAlive,
+  parseRequestHead,
+  requestFraming,
+  type RequestHead,
+} from "./http1.ts";
+import { parseProxyUrl } from "./upstream.ts";
+import { NodeWire } from "./wire.ts";
+
+/** Where Linux distributions keep the system CA bundle; the first that exists is used. */
+export const SYSTEM_CA_BUNDLES = [
+  "/etc/ssl/certs/ca-certificates.crt",
+  "/etc/pki/tls/certs/ca-bundle.crt",
+  "/etc/ssl/cert.pem",
+];
+
+export interface StartEgressOptions {
+  /** Environment lookup for route secrets. Default: `Deno.env.get`. */
+  getEnv?: (name: string) => string | undefined;
+  /** Diagnostics sink. Default: stderr. */
+  log?: (message: string) => void;
+  /** System CA bundle paths to try; [] to trust only `upstreamCaFiles` and built-in roots. */
+  systemCaBundles?: string[];
+  idleTimeoutMs?: number;
+}
+
+export interface EgressServer {
+  /** The bound address (the port is real even when the config said 0). */
+  readonly addr: { hostname: string; port: number };
+  /** Stops accepting, drops open connections, closes the audit log. */
+  close(): Promise<void>;
+}
+
+/** Loads keys, CAs and secrets named by `config`, then listens. */
+export async function startEgress(
+  config: EgressConfig,
+  options: StartEgressOptions = {},
+): Promise<EgressServer> {
+  const routes: ResolvedRoute[] = resolveRoutes(config.routes, options.getEnv);
+  const log = options.log ?? ((m: string) => console.error(`egress: ${redact(m)}`));
+  const ca = await loadCaFiles(config.caCertFile, config.caKeyFile);
+  const upstreamCaCerts = await loadTrust(
+    config.upstreamCaFiles,
+    options.systemCaBundles ?? SYSTEM_CA_BUNDLES,
+  );
+  const audit = await AuditLog.open(config.auditLog, config.bottle);
+  const ctx: EgressContext = {
+    proxy: parseProxyUrl(config.upstreamProxy),
+    routes,
+    leaves: new LeafCache(ca),
+    upstreamCaCerts,
+    audit,
+    log: (m) => log(redact(m)),
+    idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
+  };
+
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.setNoDelay(true);
+    serveAgent(ctx, socket).catch((err) => ctx.log(`Connection failed: ${errorMessage(err)}`));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  }).catch((err) => {
+    audit.close();
+    throw new Error(
+      `Cannot listen on ${config.listen.host}:${config.listen.port}: ${errorMessage(err)}`,
+    );
+  });
+  server.on("error", (err) => ctx.log(`Listener error: ${errorMessage(err)}`));
+  const address = server.address() as net.AddressInfo;
+  return {
+    addr: { hostname: address.address, port: address.port },
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await closed;
+      audit.close();
+    },
+  };
+}
+
+/** The system bundle (if any) plus every `upstreamCaFiles` certificate, one PEM each. */
+async function loadTrust(files: string[], systemBundles: string[]): Promise<string[]> {
+  const certs: string[] = [];
+  for (const path of systemBundles) {
+    try {
+      certs.push(...splitCertificates(await Deno.readTextFile(path)));
+      break;
+    } catch {
+      // Not this distribution's path.
+    }
+  }
+  for (const path of files) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (err) {
+      throw new Error(`Cannot read upstream CA file "${path}": ${errorMessage(err)}`);
+    }
+    const found = splitCertificates(text);
+    if (found.length === 0) throw new Error(`Upstream CA file "${path}" holds no PEM certificate`);
+    certs.push(...found);
+  }
+  return certs;
+}
+
+async function serveAgent(ctx: EgressContext, socket: net.Socket): Promise<void> {
+  const nodeWire = new NodeWire(socket);
+  const agent = new BufferedWire(nodeWire);
+  const forwarder = new PlainForwarder(ctx, agent);
+  try {
+    for (;;) {
+      let req: RequestHead;
+      try {
+        const bytes = await readHeadIdle(agent, ctx.idleTimeoutMs);
+        if (bytes === null) return;
+        req = parseRequestHead(bytes);
+      } catch (err) {
+        if (err instanceof HttpError || err instanceof LimitExceededError) {
+          const status = err instanceof HttpError ? err.status : 431;
+          const bytes = simpleResponse(status, `egress: ${errorMessage(err)}\n`, { close: true });
+          await tryWrite(agent, bytes);
+          ctx.audit.write({
+            method: "-",
+            host: "-",
+            status,
+            bytes_up: 0,
+            bytes_down: bytes.length,
+            decision: "denied",
+            reason: errorMessage(err),
+          });
+        }
+        return;
+      }
+      if (req.method === "CONNECT") {
+        await handleConnect(ctx, agent, nodeWire, req);
+        return;
+      }
+      if (req.target.startsWith("/")) {
+        if (!(await answerOriginForm(agent, req))) return;
+        continue;
+      }
+      if (!(await forwarder.forward(req))) return;
+    }
+  } finally {
+    forwarder.close();
+    agent.close();
+  }
+}
+
+/**
+ * Requests addressed to egress itself. Only the health probe lives here;
+ * it is not audited, being no traffic of the agent's to the outside.
+ */
+async function answerOriginForm(agent: BufferedWire, req: RequestHead): Promise<boolean> {
+  const keep = keepsAlive(req.version, req.headers);
+  const isHealth = (req.method === "GET" || req.method === "HEAD") &&
+    req.target.split("?")[0] === "/healthz";
+  if (isHealth && requestFraming(req).kind === "none") {
+    await agent.write(simpleResponse(200, "ok\n", { close: !keep, head: req.method === "HEAD" }));
+    return keep;
+  }
+  await tryWrite(
+    agent,
+    simpleResponse(400, "egress: this is a forward proxy; use it as HTTP(S)_PROXY\n", {
+      close: true,
+    }),
+  );
+  return false;
+}

@@ -1,0 +1,652 @@
+/**
+ * The egress daemon as it runs in the bundle: real processes on loopback
+ * (the pipelock stand-in, egress) in front of a local HTTPS test upstream,
+ * driven by curl the way an agent's HTTPS_PROXY traffic would be.
+ */
+import assert from "node:assert/strict";
+import { egressPermissions } from "../../src/bundle/egress/main.ts";
+import { mintCa } from "../../src/tls/ca.ts";
+import { run, spawn, type Spawned } from "../../src/proc/runner.ts";
+import { startTestUpstream, type TestUpstream } from "../fakes/test_upstream.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const SECRET = "sk-test-REAL-secret-0123456789abcdef";
+const PLACEHOLDER = "placeholder-key";
+
+interface Daemon {
+  proc: Spawned;
+  port: number;
+  stderr(): string;
+}
+
+/** Starts `argv` and waits for its "listening on HOST:PORT" line on stderr. */
+async function startDaemon(argv: string[], env: Record<string, string> = {}): Promise<Daemon> {
+  const proc = spawn(argv, { env, stdout: "null", stderr: "capture" });
+  let text = "";
+  const found = Promise.withResolvers<number>();
+  (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of proc.process.stderr) {
+      text += dec.decode(chunk, { stream: true });
+      const m = /listening on [^\s]*:(\d+)/.exec(text);
+      if (m) found.resolve(Number(m[1]));
+    }
+    found.reject(new Error(`"${argv.join(" ")}" exited before listening: ${text}`));
+  })().catch(() => {});
+  const timer = setTimeout(
+    () => found.reject(new Error(`timeout starting ${argv[2]}: ${text}`)),
+    30_000,
+  );
+  try {
+    return { proc, port: await found.promise, stderr: () => text };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Stack extends AsyncDisposable {
+  upstream: TestUpstream;
+  egressPort: number;
+  egressCaFile: string;
+  auditFile: string;
+  standin: Daemon;
+  egress: Daemon;
+}
+
+async function startStack(options: { trustUpstream?: boolean } = {}): Promise<Stack> {
+  const dir = await Deno.makeTempDir({ prefix: "egress-it-" });
+  const cleanups: (() => Promise<void> | void)[] = [() => Deno.remove(dir, { recursive: true })];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
+  };
+  try {
+    const upstream = await startTestUpstream();
+    cleanups.push(() => upstream.close());
+    const pipelockConfig = `${dir}/pipelock.yaml`;
+    await Deno.writeTextFile(
+      pipelockConfig,
+      [
+        "version: 1",
+        "mode: strict",
+        "api_allowlist:",
+        "  - api.test.local",
+        "  - open.test.local",
+        "  - plain.test.local",
+        "forward_proxy:",
+        "  enabled: true",
+        "sentry:",
+        "  enabled: false",
+        "",
+      ].join("\n"),
+    );
+    const standin = await startDaemon([
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${ROOT}tests/fakes/pipelock_standin.ts`,
+      "run",
+      "--config",
+      pipelockConfig,
+      "--listen",
+      "127.0.0.1:0",
+      "--resolve",
+      "api.test.local=127.0.0.1",
+      "--resolve",
+      "open.test.local=127.0.0.1",
+      "--resolve",
+      "blocked.test.local=127.0.0.1",
+      "--resolve",
+      "plain.test.local=127.0.0.1",
+      "--resolve",
+      "refused.test.local=127.0.0.1",
+    ]);
+    cleanups.push(async () => {
+      standin.proc.kill("SIGKILL");
+      await standin.proc.status;
+    });
+    const ca = await mintCa({ commonName: "bottle egress test CA" });
+    const egressCaFile = `${dir}/egress-ca.pem`;
+    await Deno.writeTextFile(egressCaFile, ca.certPem);
+    await Deno.writeTextFile(`${dir}/egress-ca-key.pem`, ca.keyPem, { mode: 0o600 });
+    const auditFile = `${dir}/audit.jsonl`;
+    const config = {
+      bottle: "it-bottle",
+      listen: { host: "127.0.0.1", port: 0 },
+      upstreamProxy: `http://127.0.0.1:${standin.port}`,
+      auditLog: auditFile,
+      caCertFile: egressCaFile,
+      caKeyFile: `${dir}/egress-ca-key.pem`,
+      upstreamCaFiles: options.trustUpstream === false ? [] : [upstream.caFile],
+      routes: [{
+        host: "api.test.local",
+        header: "x-api-key",
+        template: "{value}",
+        valueEnv: "BOTTLE_ROUTE_0",
+      }, {
+        host: "refused.test.local",
+        header: "authorization",
+        template: "Bearer {value}",
+        valueEnv: "BOTTLE_ROUTE_0",
+      }],
+    };
+    await Deno.writeTextFile(`${dir}/egress.json`, JSON.stringify(config));
+    // The daemon runs with the permissions the bundle gives it, not -A.
+    const egress = await startDaemon(
+      [
+        Deno.execPath(),
+        "run",
+        ...egressPermissions(auditFile),
+        `${ROOT}src/bundle/egress/main.ts`,
+        "--config",
+        `${dir}/egress.json`,
+      ],
+      { BOTTLE_ROUTE_0: SECRET },
+    );
+    cleanups.push(async () => {
+      egress.proc.kill("SIGKILL");
+      await egress.proc.status;
+    });
+    return {
+      upstream,
+      egressPort: egress.port,
+      egressCaFile,
+      auditFile,
+      standin,
+      egress,
+      [Symbol.asyncDispose]: cleanup,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+function curlArgs(s: Stack, url: string, extra: string[] = []): string[] {
+  return [
+    "curl",
+    "-sS",
+    "--max-time",
+    "60",
+    "--proxy",
+    `http://127.0.0.1:${s.egressPort}`,
+    "--cacert",
+    s.egressCaFile,
+    ...extra,
+    url,
+  ];
+}
+
+async function auditLines(s: Stack): Promise<Record<string, unknown>[]> {
+  const text = await Deno.readTextFile(s.auditFile);
+  return text.trim().split("\n").filter((l) => l).map((l) => JSON.parse(l));
+}
+
+/** Polls until `check` is true (audit lines are written when a request ends). */
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("egress injects the route credential and drops the placeholder the agent sent", async () => {
+  await using s = await startStack();
+  const url = `https://api.test.local:${s.upstream.port}/headers`;
+  const out = await run(
+    curlArgs(s, url, ["-H", `x-api-key: ${PLACEHOLDER}`, "-H", "authorization: Bearer x"]),
+  );
+  const seen = JSON.parse(out.stdout);
+  assert.equal(seen["x-api-key"], SECRET);
+  assert.equal(seen["authorization"], undefined);
+});
+
+Deno.test("a non-routed allowlisted host is tunneled untouched with the upstream's own certificate", async () => {
+  await using s = await startStack();
+  const url = `https://open.test.local:${s.upstream.port}/headers`;
+  // Trusting only the upstream's CA proves the certificate is not egress's.
+  const out = await run([
+    "curl",
+    "-sS",
+    "--max-time",
+    "60",
+    "--proxy",
+    `http://127.0.0.1:${s.egressPort}`,
+    "--cacert",
+    s.upstream.caFile,
+    "-H",
+    `x-api-key: ${PLACEHOLDER}`,
+    url,
+  ]);
+  assert.equal(JSON.parse(out.stdout)["x-api-key"], PLACEHOLDER);
+  const rejected = await run(curlArgs(s, url), { check: false });
+  assert.equal(rejected.code, 60, "egress's CA must not validate a tunneled host");
+});
+
+Deno.test("a host outside pipelock's allowlist is refused with 403", async () => {
+  await using s = await startStack();
+  const out = await run(
+    curlArgs(s, `https://blocked.test.local:${s.upstream.port}/headers`, ["-w", "%{http_connect}"]),
+    { check: false },
+  );
+  assert.equal(out.stdout.trim(), "403");
+  assert.notEqual(out.code, 0);
+  assert.equal(s.upstream.requests.length, 0);
+});
+
+Deno.test("an SSE stream through a routed host arrives event by event", async () => {
+  await using s = await startStack();
+  const curl = spawn(
+    curlArgs(s, `https://api.test.local:${s.upstream.port}/sse?n=3`, ["-N"]),
+    { stdout: "capture", stderr: "capture" },
+  );
+  const reader = curl.process.stdout.getReader();
+  const dec = new TextDecoder();
+  let text = "";
+  try {
+    while (!text.includes("data: event 1\n\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`curl ended early: ${text}`);
+      text += dec.decode(value, { stream: true });
+    }
+    assert.equal(s.upstream.sseFinished, false, "first event must arrive while the stream is open");
+    s.upstream.releaseSse();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+    }
+    assert.equal(text, "data: event 1\n\ndata: event 2\n\ndata: event 3\n\n");
+  } finally {
+    reader.releaseLock();
+    curl.kill();
+    await curl.status;
+    await curl.stderrText();
+  }
+});
+
+for (
+  const [name, host, caKey] of [
+    ["routed", "api.test.local", "egress"],
+    ["tunneled", "open.test.local", "upstream"],
+  ] as const
+) {
+  Deno.test(`a 100 MB download through a ${name} host arrives complete`, async () => {
+    await using s = await startStack();
+    const size = 100 * 1024 * 1024;
+    const ca = caKey === "egress" ? s.egressCaFile : s.upstream.caFile;
+    const out = await run([
+      "curl",
+      "-sS",
+      "--max-time",
+      "120",
+      "--proxy",
+      `http://127.0.0.1:${s.egressPort}`,
+      "--cacert",
+      ca,
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{size_download}",
+      `https://${host}:${s.upstream.port}/bytes?n=${size}`,
+    ]);
+    assert.equal(Number(out.stdout), size);
+  });
+}
+
+Deno.test("audit lines record each request and never contain the secret", async () => {
+  await using s = await startStack();
+  const port = s.upstream.port;
+  await run(
+    curlArgs(s, `https://api.test.local:${port}/headers?token=abc`, [
+      "-H",
+      `x-api-key: ${PLACEHOLDER}`,
+    ]),
+  );
+  await run([
+    "curl",
+    "-sS",
+    "--proxy",
+    `http://127.0.0.1:${s.egressPort}`,
+    "--cacert",
+    s.upstream.caFile,
+    `https://open.test.local:${port}/headers`,
+  ]);
+  await run(curlArgs(s, `https://blocked.test.local:${port}/`), { check: false });
+  await until(async () => (await auditLines(s)).length >= 3, "three audit lines");
+  const text = await Deno.readTextFile(s.auditFile);
+  assert.ok(!text.includes(SECRET), "audit log must not contain the secret");
+  const lines = await auditLines(s);
+  const byDecision = Object.fromEntries(lines.map((l) => [l.decision, l]));
+  assert.deepEqual(
+    { ...byDecision.routed, time: undefined },
+    {
+      time: undefined,
+      bottle: "it-bottle",
+      method: "GET",
+      host: `api.test.local:${port}`,
+      path: "/headers",
+      status: 200,
+      bytes_up: byDecision.routed?.bytes_up,
+      bytes_down: byDecision.routed?.bytes_down,
+      decision: "routed",
+      reason: 'credential route "api.test.local"',
+    },
+  );
+  assert.ok(Number(byDecision.routed?.bytes_down) > 0);
+  assert.equal(byDecision.tunneled?.path, undefined);
+  assert.equal(byDecision.tunneled?.status, 200);
+  assert.equal(byDecision.denied?.status, 403);
+  assert.equal((await Deno.stat(s.auditFile)).mode! & 0o777, 0o600);
+});
+
+/** One masked client WebSocket frame (RFC 6455 §5.2). */
+function wsFrame(text: string): Uint8Array {
+  const payload = new TextEncoder().encode(text);
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  const frame = new Uint8Array(2 + 4 + payload.length);
+  frame[0] = 0x81;
+  frame[1] = 0x80 | payload.length;
+  frame.set(mask, 2);
+  payload.forEach((b, i) => (frame[6 + i] = b ^ mask[i % 4]!));
+  return frame;
+}
+
+Deno.test("a WebSocket on a routed host is upgraded and echoes through egress", async () => {
+  await using s = await startStack();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.egressPort });
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  const authority = `api.test.local:${s.upstream.port}`;
+  let tls: Deno.TlsConn | undefined;
+  try {
+    await conn.write(enc.encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    assert.match(dec.decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 200 /);
+    tls = await Deno.startTls(conn, {
+      hostname: "api.test.local",
+      caCerts: [await Deno.readTextFile(s.egressCaFile)],
+    });
+    await tls.write(enc.encode(
+      `GET /ws HTTP/1.1\r\nHost: ${authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+        `x-api-key: ${PLACEHOLDER}\r\n\r\n`,
+    ));
+    let got = new Uint8Array(0);
+    const readMore = async () => {
+      const m = await tls!.read(buf);
+      if (m === null) throw new Error("connection closed");
+      got = new Uint8Array([...got, ...buf.subarray(0, m)]);
+    };
+    while (!dec.decode(got).includes("\r\n\r\n")) await readMore();
+    const headEnd = dec.decode(got).indexOf("\r\n\r\n") + 4;
+    assert.match(dec.decode(got.subarray(0, headEnd)), /^HTTP\/1\.1 101 /);
+    got = got.subarray(headEnd);
+    await tls.write(wsFrame("hello through egress"));
+    while (got.length < 2 || got.length < 2 + (got[1]! & 0x7f)) await readMore();
+    assert.equal(got[0], 0x81);
+    assert.equal(dec.decode(got.subarray(2, 2 + (got[1]! & 0x7f))), "hello through egress");
+    const wsReq = s.upstream.requests.find((r) => r.path === "/ws");
+    assert.equal(wsReq?.headers["x-api-key"], SECRET);
+  } finally {
+    (tls ?? conn).close();
+  }
+});
+
+Deno.test("GET /healthz on egress answers 200", async () => {
+  await using s = await startStack();
+  const out = await run([
+    "curl",
+    "-sS",
+    "--noproxy",
+    "*",
+    "-w",
+    "%{http_code}",
+    `http://127.0.0.1:${s.egressPort}/healthz`,
+  ]);
+  assert.equal(out.stdout, "ok\n200");
+});
+
+Deno.test("a routed host that pipelock refuses gets pipelock's 403 on CONNECT", async () => {
+  await using s = await startStack();
+  const out = await run(
+    curlArgs(s, `https://refused.test.local:${s.upstream.port}/headers`, ["-w", "%{http_connect}"]),
+    { check: false },
+  );
+  assert.equal(out.stdout.trim(), "403");
+  await until(async () => (await auditLines(s)).length >= 1, "the audit line");
+  const [line] = await auditLines(s);
+  assert.equal(line?.decision, "denied");
+  assert.equal(line?.status, 403);
+});
+
+Deno.test("an absolute-form http request is forwarded through the upstream proxy", async () => {
+  await using s = await startStack();
+  const ac = new AbortController();
+  const listening = Promise.withResolvers<number>();
+  const plain = Deno.serve(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      signal: ac.signal,
+      onListen: (a) => listening.resolve(a.port),
+    },
+    (req) => new Response(`plain ${new URL(req.url).pathname} ${req.headers.get("x-agent")}`),
+  );
+  try {
+    const port = await listening.promise;
+    const out = await run([
+      "curl",
+      "-sS",
+      "--max-time",
+      "30",
+      "--proxy",
+      `http://127.0.0.1:${s.egressPort}`,
+      "-H",
+      "x-agent: yes",
+      `http://plain.test.local:${port}/hello`,
+    ]);
+    assert.equal(out.stdout, "plain /hello yes");
+  } finally {
+    ac.abort();
+    await plain.finished;
+  }
+});
+
+Deno.test("egress exits 0 on SIGTERM", async () => {
+  await using s = await startStack();
+  s.egress.proc.kill("SIGTERM");
+  const status = await s.egress.proc.status;
+  assert.equal(status.code, 0);
+});
+
+Deno.test("several requests on one routed connection each get the credential", async () => {
+  await using s = await startStack();
+  const base = `https://api.test.local:${s.upstream.port}`;
+  const out = await run(curlArgs(s, `${base}/headers`, [
+    "-H",
+    `x-api-key: ${PLACEHOLDER}`,
+    `${base}/headers`,
+    `${base}/headers`,
+  ]));
+  const bodies = out.stdout.split("}").filter((b) => b.trim()).map((b) => JSON.parse(b + "}"));
+  assert.equal(bodies.length, 3);
+  for (const b of bodies) assert.equal(b["x-api-key"], SECRET);
+  await until(async () => (await auditLines(s)).length >= 3, "three audit lines");
+  assert.equal(s.upstream.requests.length, 3);
+  const tunnels = s.standin.stderr().match(/allow CONNECT api\.test\.local/g) ?? [];
+  assert.equal(tunnels.length, 1, "one upstream tunnel should carry all three requests");
+});
+
+Deno.test("request bodies reach a routed host intact, chunked or with a length", async () => {
+  await using s = await startStack();
+  const url = `https://api.test.local:${s.upstream.port}/echo`;
+  const body = "x".repeat(200_000);
+  const fixed = await run(curlArgs(s, url, ["--data-binary", "@-"]), { stdin: body });
+  assert.equal(fixed.stdout, body);
+  const chunked = await run(
+    curlArgs(s, url, ["-H", "Transfer-Encoding: chunked", "--data-binary", "@-"]),
+    { stdin: body },
+  );
+  assert.equal(chunked.stdout, body);
+});
+
+Deno.test("the pipelock stand-in's check rejects an unknown key like pipelock does", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const standin = `${ROOT}tests/fakes/pipelock_standin.ts`;
+    await Deno.writeTextFile(
+      `${dir}/ok.yaml`,
+      "version: 1\nmode: strict\napi_allowlist: [a.example]\n",
+    );
+    await Deno.writeTextFile(`${dir}/bad.yaml`, "version: 1\nmode: strict\nbogus: true\n");
+    const ok = await run([
+      Deno.execPath(),
+      "run",
+      "-A",
+      standin,
+      "check",
+      "--config",
+      `${dir}/ok.yaml`,
+    ]);
+    assert.equal(ok.code, 0);
+    const bad = await run(
+      [Deno.execPath(), "run", "-A", standin, "check", "--config", `${dir}/bad.yaml`],
+      { check: false },
+    );
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /line 3: field bogus not found/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a routed host whose certificate egress does not trust gets 502, not the credential", async () => {
+  await using s = await startStack({ trustUpstream: false });
+  const out = await run(
+    curlArgs(s, `https://api.test.local:${s.upstream.port}/headers`, ["-w", "%{http_connect}"]),
+    { check: false },
+  );
+  assert.equal(out.stdout.trim(), "502");
+  assert.equal(s.upstream.requests.length, 0);
+  await until(async () => (await auditLines(s)).length >= 1, "the audit line");
+  const [line] = await auditLines(s);
+  assert.equal(line?.decision, "error");
+  assert.match(String(line?.reason), /TLS to "api.test.local" failed/);
+});
+
+Deno.test("a routed request whose Host names another server is refused with 421", async () => {
+  await using s = await startStack();
+  const out = await run(
+    curlArgs(s, `https://api.test.local:${s.upstream.port}/headers`, [
+      "-H",
+      "Host: evil.test.local",
+      "-w",
+      "%{http_code}",
+      "-o",
+      "/dev/null",
+    ]),
+    { check: false },
+  );
+  assert.equal(out.stdout.trim(), "421");
+  assert.equal(s.upstream.requests.length, 0);
+});
+
+Deno.test("a response egress must close after still arrives whole", async () => {
+  await using s = await startStack();
+  const ac = new AbortController();
+  const listening = Promise.withResolvers<number>();
+  const size = 20 * 1024 * 1024;
+  const plain = Deno.serve(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      signal: ac.signal,
+      onListen: (a) => listening.resolve(a.port),
+    },
+    () => new Response(new Uint8Array(size)),
+  );
+  try {
+    const port = await listening.promise;
+    // The stand-in answers absolute-form requests with Connection: close, so
+    // egress closes the agent connection right after the last byte.
+    const out = await run([
+      "curl",
+      "-sS",
+      "--max-time",
+      "60",
+      "--proxy",
+      `http://127.0.0.1:${s.egressPort}`,
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{size_download}",
+      `http://plain.test.local:${port}/big`,
+    ]);
+    assert.equal(Number(out.stdout), size);
+  } finally {
+    ac.abort();
+    await plain.finished;
+  }
+});
+
+Deno.test("an agent that does not trust the egress CA fails the handshake and egress keeps serving", async () => {
+  await using s = await startStack();
+  const url = `https://api.test.local:${s.upstream.port}/headers`;
+  const untrusting = await run([
+    "curl",
+    "-sS",
+    "--max-time",
+    "30",
+    "--proxy",
+    `http://127.0.0.1:${s.egressPort}`,
+    "--cacert",
+    s.upstream.caFile,
+    url,
+  ], { check: false });
+  assert.equal(untrusting.code, 60);
+  await until(async () => (await auditLines(s)).length >= 1, "the audit line");
+  assert.match(String((await auditLines(s))[0]?.reason), /Agent TLS handshake failed/);
+  const out = await run(curlArgs(s, url));
+  assert.equal(JSON.parse(out.stdout)["x-api-key"], SECRET);
+});
+
+Deno.test("egress with a missing route secret exits 2 naming the variable", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/egress.json`,
+      JSON.stringify({
+        bottle: "b",
+        listen: { host: "127.0.0.1", port: 0 },
+        upstreamProxy: "http://127.0.0.1:9",
+        auditLog: `${dir}/audit.jsonl`,
+        caCertFile: `${dir}/ca.pem`,
+        caKeyFile: `${dir}/ca-key.pem`,
+        upstreamCaFiles: [],
+        routes: [{
+          host: "api.test.local",
+          header: "x-api-key",
+          template: "{value}",
+          valueEnv: "BOTTLE_ROUTE_UNSET",
+        }],
+      }),
+    );
+    const out = await run(
+      [
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${ROOT}src/bundle/egress/main.ts`,
+        "--config",
+        `${dir}/egress.json`,
+      ],
+      { check: false },
+    );
+    assert.equal(out.code, 2);
+    assert.match(out.stderr, /environment variable "BOTTLE_ROUTE_UNSET" is not set/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
