@@ -24,6 +24,7 @@ export function buildProgram(ctx: CliContext): Command {
       "agent file to use (default: ./bottle.yaml, then the user config dir)",
     )
     .showSuggestionAfterError(true)
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({
       writeOut: (s) => ctx.out(s.replace(/\n$/, "")),

@@ -1,6 +1,20 @@
-/** Commands that drive a backend (start, ls, stop, ...): registered as they land. */
+/** Commands that drive a backend: one file per verb. */
 import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
+import { registerStart } from "./start.ts";
+import { registerBuild } from "./build.ts";
+import { registerLs } from "./ls.ts";
+import { registerStop } from "./stop.ts";
+import { registerCleanup } from "./cleanup.ts";
+import { registerExec } from "./exec.ts";
+import { registerLogs } from "./logs.ts";
 
-export function registerBackendCommands(_program: Command, _ctx: CliContext): void {
+export function registerBackendCommands(program: Command, ctx: CliContext): void {
+  registerStart(program, ctx);
+  registerBuild(program, ctx);
+  registerLs(program, ctx);
+  registerStop(program, ctx);
+  registerCleanup(program, ctx);
+  registerExec(program, ctx);
+  registerLogs(program, ctx);
 }

@@ -3,6 +3,7 @@
  * found, and each failure says how to fix it. Exits 1 when a required check
  * fails.
  */
+import { pathExists } from "../state/path_exists.ts";
 import type { Command } from "commander";
 import { run } from "../proc/runner.ts";
 import { SilentExit, UserError } from "../errors.ts";
@@ -113,8 +114,11 @@ async function smolvmCheck(cli: SmolvmCli): Promise<Check> {
       name,
       ok: false,
       required: false,
-      detail: missing ? "not installed (only needed for --backend smolmachines)" : (err as Error).message,
-      fix: `install smolvm >= ${MIN_SMOLVM_VERSION} (older versions do not enforce the egress policy)`,
+      detail: missing
+        ? "not installed (only needed for --backend smolmachines)"
+        : (err as Error).message,
+      fix:
+        `install smolvm >= ${MIN_SMOLVM_VERSION} (older versions do not enforce the egress policy)`,
     };
   }
 }
@@ -133,20 +137,11 @@ async function tryRun(argv: string[]): Promise<
 /** Free space of the nearest existing ancestor of `dir`, in GB. */
 async function freeGb(dir: string): Promise<number | undefined> {
   let d = dir;
-  while (d !== "/" && !(await exists(d))) d = d.replace(/\/[^/]+\/?$/, "") || "/";
+  while (d !== "/" && !(await pathExists(d))) d = d.replace(/\/[^/]+\/?$/, "") || "/";
   const r = await tryRun(["df", "-Pk", d]);
   if (!r.ran || r.code !== 0) return undefined;
   const kb = Number(r.stdout.trim().split("\n")[1]?.split(/\s+/)[3]);
   return Number.isFinite(kb) ? kb / 1024 / 1024 : undefined;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function lastLine(s: string): string {

@@ -16,7 +16,7 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<
 
 /** Sleeps `ms`, or until the signal aborts (then rejects). */
 export function delay(ms: number, signal: AbortSignal): Promise<void> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   return abortable(new Promise<void>((r) => (timer = setTimeout(r, ms))), signal)
     .finally(() => clearTimeout(timer));
 }

@@ -1,0 +1,68 @@
+/**
+ * The two images a bottle runs: the agent's (built-in or the user's
+ * Dockerfile) and the bundle's. Both go through ensureImage, so both are
+ * cached by their build context.
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { DockerCli } from "../backends/docker/docker_cli.ts";
+import type { ImagePlan } from "../plan/plan_types.ts";
+import { type BuildOptions, ensureImage } from "./build_image.ts";
+import { writeBundleScript } from "./bundle_script.ts";
+
+const IMAGES_DIR = fileURLToPath(new URL("../../images/", import.meta.url));
+
+/** The pipelock image the bundle copies its binary from; overridable where it cannot be pulled. */
+export const PIPELOCK_IMAGE_ENV = "BOTTLE_PIPELOCK_IMAGE";
+
+export interface ImageInputs {
+  /** Extra CA certificates (PEM) for the build stages, or "". */
+  buildCaPem: string;
+  env: Record<string, string | undefined>;
+}
+
+export function ensureAgentImage(
+  docker: DockerCli,
+  image: ImagePlan,
+  inputs: ImageInputs,
+  opts: BuildOptions,
+): Promise<string> {
+  const builtin = image.source === "builtin";
+  const contextDir = builtin ? join(IMAGES_DIR, "agent") : image.context!;
+  return ensureImage(docker, {
+    what: "agent image",
+    repository: image.repository,
+    contextDir,
+    dockerfile: builtin ? join(contextDir, "Dockerfile") : image.dockerfile!,
+    buildArgs: image.buildArgs,
+    volatileBuildArgs: caArgs(inputs.buildCaPem),
+  }, opts);
+}
+
+export async function ensureBundleImage(
+  docker: DockerCli,
+  image: ImagePlan,
+  inputs: ImageInputs,
+  opts: BuildOptions,
+): Promise<string> {
+  const contextDir = await Deno.makeTempDir({ prefix: "bottle-bundle-context-" });
+  try {
+    await Deno.copyFile(join(IMAGES_DIR, "bundle", "Dockerfile"), join(contextDir, "Dockerfile"));
+    await writeBundleScript(join(contextDir, "bottle-bundle.js"));
+    const pipelock = inputs.env[PIPELOCK_IMAGE_ENV];
+    return await ensureImage(docker, {
+      what: "bundle image",
+      repository: image.repository,
+      contextDir,
+      dockerfile: join(contextDir, "Dockerfile"),
+      buildArgs: { ...image.buildArgs, ...(pipelock ? { PIPELOCK_IMAGE: pipelock } : {}) },
+      volatileBuildArgs: caArgs(inputs.buildCaPem),
+    }, opts);
+  } finally {
+    await Deno.remove(contextDir, { recursive: true });
+  }
+}
+
+function caArgs(pem: string): Record<string, string> {
+  return pem ? { BOTTLE_BUILD_CA_PEM: pem } : {};
+}

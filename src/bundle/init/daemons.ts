@@ -1,0 +1,61 @@
+/**
+ * How the bundle init starts each daemon and knows it is up. Egress and
+ * the other bottle daemons are this same bundle script run with another
+ * subcommand; pipelock is its own binary, listening on loopback only so the
+ * agent can never reach it except through egress.
+ */
+import { BUNDLE_CONFIG_DIR, type BundleManifest } from "./bundle_manifest.ts";
+import { egressPermissions } from "../egress/main.ts";
+import { AUDIT_LOG_IN_BUNDLE } from "./bundle_manifest.ts";
+
+export interface DaemonSpec {
+  name: string;
+  argv: string[];
+  /** URL answering 200 once the daemon serves. */
+  health: string;
+}
+
+export const PIPELOCK_BIN = "/usr/local/bin/pipelock";
+
+/** How to run this bundle script again: the Deno binary and the script's path. */
+export interface SelfCommand {
+  deno: string;
+  script: string;
+}
+
+export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] {
+  return m.daemons.map((name): DaemonSpec => {
+    switch (name) {
+      case "pipelock":
+        return {
+          name,
+          argv: [
+            PIPELOCK_BIN,
+            "run",
+            "--config",
+            `${BUNDLE_CONFIG_DIR}/pipelock.yaml`,
+            "--listen",
+            `127.0.0.1:${m.ports.pipelock}`,
+          ],
+          health: `http://127.0.0.1:${m.ports.pipelock}/health`,
+        };
+      case "egress":
+        return {
+          name,
+          // Least privilege: egress may write only its audit log.
+          argv: [
+            self.deno,
+            "run",
+            ...egressPermissions(AUDIT_LOG_IN_BUNDLE),
+            self.script,
+            "egress",
+            "--config",
+            `${BUNDLE_CONFIG_DIR}/egress.json`,
+          ],
+          health: `http://127.0.0.1:${m.ports.egress}/healthz`,
+        };
+      default:
+        throw new Error(`Daemon "${name}" is not part of this bundle version`);
+    }
+  });
+}

@@ -1,0 +1,32 @@
+/** `bottle ls`: every bottle, on every backend. */
+import type { Command } from "commander";
+import type { CliContext } from "./context.ts";
+import { allBackends } from "./backends.ts";
+import { table } from "./agents.ts";
+
+export function registerLs(program: Command, ctx: CliContext): void {
+  program.command("ls")
+    .description("List bottles (name, agent, backend, state, age)")
+    .option("--json", "print as JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const rows = (await Promise.all(allBackends(ctx).map((b) => b.list()))).flat();
+      if (opts.json) {
+        ctx.out(JSON.stringify(rows, null, 2));
+        return;
+      }
+      ctx.out(table(
+        ["NAME", "AGENT", "BACKEND", "STATE", "AGE"],
+        rows.map((r) => [r.name, r.agent, r.backend, r.state, age(r.createdAt)]),
+      ));
+    });
+}
+
+function age(createdAt: string): string {
+  const t = Date.parse(createdAt.replace(/ [A-Z]{3,4}$/, ""));
+  if (Number.isNaN(t)) return createdAt;
+  const s = Math.max(0, Math.round((Date.now() - t) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86400)}d`;
+}

@@ -1,0 +1,123 @@
+/**
+ * A bottle leaves nothing behind: not after `bottle stop`, not when its
+ * launch is interrupted by SIGINT/SIGTERM at any step, and what a SIGKILLed
+ * launch left is found and removed by `bottle cleanup`.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { bottle, bottleEnv, labelled, MAIN } from "../helpers/bottle_env.ts";
+
+const AGENT_FILE = "version: 1\nagents:\n  life:\n    anthropic: none\n";
+
+async function project(home: string): Promise<string> {
+  const dir = join(home, "project");
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(join(dir, "bottle.yaml"), AGENT_FILE);
+  return dir;
+}
+
+function buildEnv(): Record<string, string> {
+  const cas = Deno.env.get("BOTTLE_BUILD_CA_CERTS");
+  return cas ? { BOTTLE_BUILD_CA_CERTS: cas } : {};
+}
+
+/** Starts `bottle start --detach` and sends `sig` when its progress shows `at`. */
+async function interruptAt(
+  env: Record<string, string>,
+  cwd: string,
+  name: string,
+  at: RegExp,
+  sig: Deno.Signal,
+): Promise<{ code: number; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, "start", "life", "--detach", "--name", name],
+    env,
+    cwd,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  let sent = false;
+  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+    stderr += chunk;
+    if (!sent && at.test(stderr)) {
+      child.kill(sig);
+      sent = true;
+    }
+  }
+  const status = await child.status;
+  assert.ok(sent, `never saw ${at} in: ${stderr}`);
+  return { code: status.code, stderr };
+}
+
+async function exists(p: string): Promise<boolean> {
+  return await Deno.stat(p).then(() => true, () => false);
+}
+
+const STEPS = [/creating networks/, /starting the bundle/, /starting the agent/, /provisioning/];
+
+for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  Deno.test(`docker: ${sig} at each launch step leaves no object behind`, async (t) => {
+    await using be = await bottleEnv(buildEnv());
+    const cwd = await project(be.env.HOME!);
+    // Warm the image cache so every interruption lands in a launch step.
+    const build = await bottle(["build", "life"], be.env, { cwd });
+    assert.equal(build.code, 0, build.stderr);
+    for (const [i, step] of STEPS.entries()) {
+      await t.step(`${sig} during "${step.source}"`, async () => {
+        const name = `${sig.toLowerCase().slice(3)}${i}`;
+        const r = await interruptAt(be.env, cwd, name, step, sig);
+        assert.equal(r.code, code, r.stderr);
+        assert.match(r.stderr, new RegExp(`Cancelled by ${sig}`));
+        assert.deepEqual(await labelled(`bottle.id=life-${name}`), {
+          containers: [],
+          networks: [],
+        });
+        assert.equal(await exists(join(be.stateRoot, "bottles", `life-${name}`)), false);
+      });
+    }
+  });
+}
+
+Deno.test("docker: bottle stop removes every object and the state dir", async () => {
+  await using be = await bottleEnv(buildEnv());
+  const cwd = await project(be.env.HOME!);
+  const r = await bottle(["start", "life", "--detach", "--name", "stopme"], be.env, { cwd });
+  assert.equal(r.code, 0, r.stderr);
+  const before = await labelled("bottle.id=life-stopme");
+  assert.equal(before.containers.length, 2);
+  assert.equal(before.networks.length, 2);
+  assert.equal(await exists(join(be.stateRoot, "bottles", "life-stopme", "bottle.json")), true);
+  const s = await bottle(["stop", "life-stopme"], be.env);
+  assert.equal(s.code, 0, s.stderr);
+  assert.deepEqual(await labelled("bottle.id=life-stopme"), { containers: [], networks: [] });
+  assert.equal(await exists(join(be.stateRoot, "bottles", "life-stopme")), false);
+  const again = await bottle(["stop", "life-stopme"], be.env);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /No bottle named "life-stopme"/);
+});
+
+Deno.test("docker: bottle cleanup removes what a SIGKILLed launch left", async () => {
+  await using be = await bottleEnv(buildEnv());
+  const cwd = await project(be.env.HOME!);
+  const kept = await bottle(["start", "life", "--detach", "--name", "kept"], be.env, { cwd });
+  assert.equal(kept.code, 0, kept.stderr);
+  try {
+    const r = await interruptAt(be.env, cwd, "killed", /provisioning/, "SIGKILL");
+    assert.equal(r.code, 137);
+    const left = await labelled("bottle.id=life-killed");
+    assert.ok(
+      left.containers.length + left.networks.length > 0,
+      "a SIGKILLed launch should leave objects",
+    );
+    const c = await bottle(["cleanup"], be.env);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /removed life-killed \(docker\)/);
+    assert.deepEqual(await labelled("bottle.id=life-killed"), { containers: [], networks: [] });
+    assert.equal(await exists(join(be.stateRoot, "bottles", "life-killed")), false);
+    // A detached bottle is not an orphan.
+    assert.equal((await labelled("bottle.id=life-kept")).containers.length, 2);
+  } finally {
+    await bottle(["stop", "life-kept"], be.env);
+  }
+});
