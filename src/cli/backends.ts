@@ -4,23 +4,35 @@ import { DockerBackend } from "../backends/docker/docker_backend.ts";
 import type { Backend as BackendName } from "../plan/plan_types.ts";
 import type { CliContext } from "./context.ts";
 import { UserError } from "../errors.ts";
+import { SmolmachinesBackend } from "../backends/smolvm/smolmachines_backend.ts";
+import { SmolvmCli } from "../backends/smolvm/smolvm_cli.ts";
 
 export function backendFor(ctx: CliContext, name: BackendName): Backend {
   switch (name) {
     case "docker":
       return new DockerBackend(ctx.dirs.state);
     case "smolmachines":
-      throw new UserError("The smolmachines backend is not available in this version of bottle");
+      return new SmolmachinesBackend(ctx.dirs.state, ctx.dirs.cache);
   }
 }
 
-export function allBackends(ctx: CliContext): Backend[] {
-  return [new DockerBackend(ctx.dirs.state)];
+/**
+ * Backends to search for existing bottles. smolmachines joins only where
+ * smolvm is installed: a host without it cannot have such bottles, and
+ * `bottle ls` must not fail for want of it.
+ */
+export async function allBackends(ctx: CliContext): Promise<Backend[]> {
+  const backends: Backend[] = [new DockerBackend(ctx.dirs.state)];
+  const smolvm = new SmolvmCli();
+  if (await smolvm.version().then(() => true, () => false)) {
+    backends.push(new SmolmachinesBackend(ctx.dirs.state, ctx.dirs.cache, smolvm));
+  }
+  return backends;
 }
 
 /** The backend that has a bottle of this name. */
 export async function backendOf(ctx: CliContext, bottle: string): Promise<Backend> {
-  for (const b of allBackends(ctx)) {
+  for (const b of await allBackends(ctx)) {
     if ((await b.list()).some((s) => s.name === bottle)) return b;
   }
   throw new UserError(`No bottle named "${bottle}" (see bottle ls)`);

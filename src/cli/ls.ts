@@ -9,7 +9,7 @@ export function registerLs(program: Command, ctx: CliContext): void {
     .description("List bottles (name, agent, backend, state, age)")
     .option("--json", "print as JSON")
     .action(async (opts: { json?: boolean }) => {
-      const rows = (await Promise.all(allBackends(ctx).map((b) => b.list()))).flat();
+      const rows = (await Promise.all((await allBackends(ctx)).map((b) => b.list()))).flat();
       if (opts.json) {
         ctx.out(JSON.stringify(rows, null, 2));
         return;

@@ -179,9 +179,37 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       security: { capDrop: ["ALL"], noNewPrivileges: true },
       labels: L.objectLabels(baseLabels, "agent"),
     },
+    ...(backend === "smolmachines" ? { vm: vmPlan(prefix, def) } : {}),
     provision,
     warnings,
   };
+}
+
+function vmPlan(prefix: string, def: AgentDefinition): NonNullable<Plan["vm"]> {
+  const memoryMib = def.resources.memory !== undefined ? toMib(def.resources.memory) : undefined;
+  return {
+    machine: prefix,
+    ...(def.resources.cpus !== undefined
+      ? { cpus: Math.max(1, Math.ceil(def.resources.cpus)) }
+      : {}),
+    ...(memoryMib !== undefined ? { memoryMib } : {}),
+  };
+}
+
+/** "4g" -> 4096, "512m" -> 512, "1048576k" -> 1024, plain bytes -> MiB. */
+export function toMib(size: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kmg]?)$/i.exec(size);
+  if (!m) throw new Error(`Invalid size "${size}"`);
+  const n = Number(m[1]);
+  const unit = (m[2] ?? "").toLowerCase();
+  const mib = unit === "g"
+    ? n * 1024
+    : unit === "m"
+    ? n
+    : unit === "k"
+    ? n / 1024
+    : n / 1024 / 1024;
+  return Math.max(1, Math.round(mib));
 }
 
 function agentImage(agent: LoadedAgent, def: AgentDefinition): Plan["images"]["agent"] {

@@ -96,6 +96,12 @@ export interface Plan {
     security: { capDrop: string[]; noNewPrivileges: boolean };
     labels: Record<string, string>;
   };
+  /**
+   * smolmachines only: the microVM. Its egress policy allows the bundle's
+   * address alone (known at launch), so the proxy URLs in `agent.env` name
+   * the bundle by `bundle.alias` and the launcher substitutes the address.
+   */
+  vm?: { machine: string; cpus?: number; memoryMib?: number };
   provision: ProvisionStep[];
   warnings: string[];
 }

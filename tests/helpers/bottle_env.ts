@@ -127,3 +127,32 @@ export async function networkGateway(network: string): Promise<string> {
   parts[3] = (parts[3] ?? 0) + 1;
   return parts.join(".");
 }
+
+/** Runs the bottle CLI and sends `sig` as soon as its stderr (progress) matches `at`. */
+export async function interruptAt(
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+  at: RegExp,
+  sig: Deno.Signal,
+): Promise<{ code: number; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, ...args],
+    env,
+    cwd,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  let sent = false;
+  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+    stderr += chunk;
+    if (!sent && at.test(stderr)) {
+      child.kill(sig);
+      sent = true;
+    }
+  }
+  const status = await child.status;
+  if (!sent) throw new Error(`never saw ${at} in: ${stderr}`);
+  return { code: status.code, stderr };
+}

@@ -4,8 +4,9 @@
  * launch left is found and removed by `bottle cleanup`.
  */
 import assert from "node:assert/strict";
+import { pathExists } from "../../src/state/path_exists.ts";
 import { join } from "node:path";
-import { bottle, bottleEnv, labelled, MAIN } from "../helpers/bottle_env.ts";
+import { bottle, bottleEnv, interruptAt, labelled } from "../helpers/bottle_env.ts";
 
 const AGENT_FILE = "version: 1\nagents:\n  life:\n    anthropic: none\n";
 
@@ -21,39 +22,6 @@ function buildEnv(): Record<string, string> {
   return cas ? { BOTTLE_BUILD_CA_CERTS: cas } : {};
 }
 
-/** Starts `bottle start --detach` and sends `sig` when its progress shows `at`. */
-async function interruptAt(
-  env: Record<string, string>,
-  cwd: string,
-  name: string,
-  at: RegExp,
-  sig: Deno.Signal,
-): Promise<{ code: number; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "start", "life", "--detach", "--name", name],
-    env,
-    cwd,
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let stderr = "";
-  let sent = false;
-  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-    stderr += chunk;
-    if (!sent && at.test(stderr)) {
-      child.kill(sig);
-      sent = true;
-    }
-  }
-  const status = await child.status;
-  assert.ok(sent, `never saw ${at} in: ${stderr}`);
-  return { code: status.code, stderr };
-}
-
-async function exists(p: string): Promise<boolean> {
-  return await Deno.stat(p).then(() => true, () => false);
-}
-
 const STEPS = [/creating networks/, /starting the bundle/, /starting the agent/, /provisioning/];
 
 for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
@@ -66,14 +34,20 @@ for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     for (const [i, step] of STEPS.entries()) {
       await t.step(`${sig} during "${step.source}"`, async () => {
         const name = `${sig.toLowerCase().slice(3)}${i}`;
-        const r = await interruptAt(be.env, cwd, name, step, sig);
+        const r = await interruptAt(
+          ["start", "life", "--detach", "--name", name],
+          be.env,
+          cwd,
+          step,
+          sig,
+        );
         assert.equal(r.code, code, r.stderr);
         assert.match(r.stderr, new RegExp(`Cancelled by ${sig}`));
         assert.deepEqual(await labelled(`bottle.id=life-${name}`), {
           containers: [],
           networks: [],
         });
-        assert.equal(await exists(join(be.stateRoot, "bottles", `life-${name}`)), false);
+        assert.equal(await pathExists(join(be.stateRoot, "bottles", `life-${name}`)), false);
       });
     }
   });
@@ -87,11 +61,11 @@ Deno.test("docker: bottle stop removes every object and the state dir", async ()
   const before = await labelled("bottle.id=life-stopme");
   assert.equal(before.containers.length, 2);
   assert.equal(before.networks.length, 2);
-  assert.equal(await exists(join(be.stateRoot, "bottles", "life-stopme", "bottle.json")), true);
+  assert.equal(await pathExists(join(be.stateRoot, "bottles", "life-stopme", "bottle.json")), true);
   const s = await bottle(["stop", "life-stopme"], be.env);
   assert.equal(s.code, 0, s.stderr);
   assert.deepEqual(await labelled("bottle.id=life-stopme"), { containers: [], networks: [] });
-  assert.equal(await exists(join(be.stateRoot, "bottles", "life-stopme")), false);
+  assert.equal(await pathExists(join(be.stateRoot, "bottles", "life-stopme")), false);
   const again = await bottle(["stop", "life-stopme"], be.env);
   assert.equal(again.code, 2);
   assert.match(again.stderr, /No bottle named "life-stopme"/);
@@ -103,7 +77,13 @@ Deno.test("docker: bottle cleanup removes what a SIGKILLed launch left", async (
   const kept = await bottle(["start", "life", "--detach", "--name", "kept"], be.env, { cwd });
   assert.equal(kept.code, 0, kept.stderr);
   try {
-    const r = await interruptAt(be.env, cwd, "killed", /provisioning/, "SIGKILL");
+    const r = await interruptAt(
+      ["start", "life", "--detach", "--name", "killed"],
+      be.env,
+      cwd,
+      /provisioning/,
+      "SIGKILL",
+    );
     assert.equal(r.code, 137);
     const left = await labelled("bottle.id=life-killed");
     assert.ok(
@@ -114,7 +94,7 @@ Deno.test("docker: bottle cleanup removes what a SIGKILLed launch left", async (
     assert.equal(c.code, 0, c.stderr);
     assert.match(c.stdout, /removed life-killed \(docker\)/);
     assert.deepEqual(await labelled("bottle.id=life-killed"), { containers: [], networks: [] });
-    assert.equal(await exists(join(be.stateRoot, "bottles", "life-killed")), false);
+    assert.equal(await pathExists(join(be.stateRoot, "bottles", "life-killed")), false);
     // A detached bottle is not an orphan.
     assert.equal((await labelled("bottle.id=life-kept")).containers.length, 2);
   } finally {

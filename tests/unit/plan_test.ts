@@ -122,3 +122,9 @@ Deno.test("plan: --backend overrides the definition", () => {
     "smolmachines",
   );
 });
+
+Deno.test("plan: smolmachines bottles get a VM section with whole cpus and MiB", async () => {
+  const p = makePlan(await reviewer(), facts({ backend: "smolmachines" }));
+  assert.deepEqual(p.vm, { machine: "bottle-reviewer-abc123", cpus: 2, memoryMib: 4096 });
+  assert.equal(makePlan(await reviewer(), facts()).vm, undefined);
+});

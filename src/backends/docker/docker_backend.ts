@@ -1,6 +1,7 @@
 /** The docker backend: a bottle is two containers and two networks, found by label. */
 import { pathExists } from "../../state/path_exists.ts";
 import type { Backend, BottleSummary, LaunchRequest } from "../backend.ts";
+import type { Backend as BackendName } from "../../plan/plan_types.ts";
 import { DockerCli } from "./docker_cli.ts";
 import { launchDocker } from "./launch.ts";
 import * as L from "../../labels.ts";
@@ -9,8 +10,8 @@ import { bottleDir, readRecord } from "../../state/bottle_record.ts";
 import { ownerAlive } from "../../state/owner.ts";
 
 export class DockerBackend implements Backend {
-  readonly name = "docker" as const;
-  constructor(private readonly stateRoot: string, private readonly docker = new DockerCli()) {}
+  readonly name: BackendName = "docker";
+  constructor(protected readonly stateRoot: string, protected readonly docker = new DockerCli()) {}
 
   launch(req: LaunchRequest): Promise<number> {
     return launchDocker(req, this.docker);
@@ -19,7 +20,7 @@ export class DockerBackend implements Backend {
   async list(): Promise<BottleSummary[]> {
     const containers = await this.docker.listContainers([
       `${L.MANAGED}=true`,
-      `${L.BACKEND}=docker`,
+      `${L.BACKEND}=${this.name}`,
     ]);
     const byName = new Map<string, BottleSummary>();
     for (const c of containers) {
@@ -31,7 +32,7 @@ export class DockerBackend implements Backend {
       byName.set(name, {
         name,
         agent: c.labels[L.AGENT] ?? "",
-        backend: "docker",
+        backend: this.name,
         state: role === "agent" ? c.state : prev?.state ?? `${c.state} (no agent)`,
         createdAt: c.createdAt,
       });
@@ -78,7 +79,7 @@ export class DockerBackend implements Backend {
   }
 
   async orphans(all: boolean): Promise<string[]> {
-    const filter = [`${L.MANAGED}=true`, `${L.BACKEND}=docker`];
+    const filter = [`${L.MANAGED}=true`, `${L.BACKEND}=${this.name}`];
     const names = new Set<string>();
     const owners = new Map<string, { host: string | undefined; pid: string | undefined }>();
     for (

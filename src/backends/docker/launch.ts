@@ -11,60 +11,21 @@
 import { basename, join } from "node:path";
 import type { LaunchRequest } from "../backend.ts";
 import { DockerCli } from "./docker_cli.ts";
-import { waitBundleReady } from "./wait_ready.ts";
 import { lockAgentRoutes, networkGateway } from "./lock_routes.ts";
-import { ensureAgentImage, ensureBundleImage } from "../../build/bottle_images.ts";
-import { UPSTREAM_CA_ENV, writeBundleFiles } from "../../bundle/bundle_files.ts";
-import { BUNDLE_CONFIG_DIR } from "../../bundle/init/bundle_manifest.ts";
-import { BUNDLE_LOG_DIR } from "../../bundle/init/bundle_manifest.ts";
-import { makePrivateDir, writePrivateFile } from "../../state/private_files.ts";
-import { writeRecord } from "../../state/bottle_record.ts";
-import { resolveRouteSecrets } from "../../secrets/route_secrets.ts";
+import { finishLaunch, openState, prepareLaunch, startBundle } from "../launch_common.ts";
+import { waitBundleReady } from "./wait_ready.ts";
+import { writePrivateFile } from "../../state/private_files.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
-import { UserError } from "../../errors.ts";
 import type { Plan, ProvisionStep } from "../../plan/plan_types.ts";
 import { agentProgram } from "../agent_program.ts";
 
-/** Extra /etc/hosts entries for the bundle, `name:ip` comma-separated (docker --add-host). */
-export const BUNDLE_ADD_HOSTS_ENV = "BOTTLE_BUNDLE_ADD_HOSTS";
-
 export async function launchDocker(req: LaunchRequest, docker = new DockerCli()): Promise<number> {
   const { plan, signal } = req;
-  const unsupported = plan.bundle.daemons.filter((d) => d === "git-gate" || d === "supervise");
-  if (unsupported.length > 0) {
-    throw new UserError(
-      `Agent "${plan.bottle.agent}" needs ${
-        unsupported.join(" and ")
-      }, which this version of bottle does not ship yet: remove git/supervise from its definition`,
-    );
-  }
   // Credentials and images first: a missing secret or a failed build leaves nothing behind.
-  const secretEnv = await resolveRouteSecrets(plan, req.env, req.agent.baseDir);
-  const images = { buildCaPem: req.buildCaPem, env: req.env };
-  const buildOpts = { progress: req.progress, signal };
-  const agentImage = await ensureAgentImage(docker, plan.images.agent, images, buildOpts);
-  const bundleImage = await ensureBundleImage(docker, plan.images.bundle, images, buildOpts);
-  throwIfCancelled(signal);
+  const prepared = await prepareLaunch(req, docker);
 
   await using stack = new AsyncDisposableStack();
-  const { stateDir } = plan.bottle;
-  stack.defer(() => Deno.remove(stateDir, { recursive: true }).catch(() => {}));
-  await makePrivateDir(stateDir);
-  const record = {
-    name: plan.bottle.name,
-    agent: plan.bottle.agent,
-    backend: plan.bottle.backend,
-    createdAt: new Date().toISOString(),
-    ownerPid: Deno.pid,
-    status: "launching" as const,
-    detached: req.detach,
-    agentContainer: plan.agent.container,
-    bundleContainer: plan.bundle.container,
-    agentCommand: agentProgram(plan),
-  };
-  await writeRecord(stateDir, record);
-  const upstreamCaFiles = (req.env[UPSTREAM_CA_ENV] ?? "").split(":").filter(Boolean);
-  const files = await writeBundleFiles(plan, { upstreamCaFiles });
+  const state = await openState(stack, req, { agentContainer: plan.agent.container });
 
   req.progress(`creating networks for ${plan.bottle.name}`);
   for (const net of [plan.networks.internal, plan.networks.outbound]) {
@@ -73,25 +34,11 @@ export async function launchDocker(req: LaunchRequest, docker = new DockerCli())
     await docker.networkCreate(net.name, { internal: net.internal, labels: net.labels });
   }
 
-  req.progress("starting the bundle");
-  stack.defer(() => docker.removeContainers([plan.bundle.container]));
-  throwIfCancelled(signal);
-  await docker.runDetached({
-    name: plan.bundle.container,
-    image: bundleImage,
+  await startBundle(stack, docker, req, {
+    image: prepared.bundleImage,
     network: plan.networks.outbound.name,
-    labels: plan.bundle.labels,
-    // The invoking user, so the bundle can read the 0600 config it mounts
-    // and the audit log it writes stays the user's.
-    user: `${Deno.uid() ?? 0}:${Deno.gid() ?? 0}`,
-    mounts: [
-      { source: files.configDir, target: BUNDLE_CONFIG_DIR, readonly: true },
-      { source: files.logDir, target: BUNDLE_LOG_DIR, readonly: false },
-    ],
-    secretEnv,
-    addHosts: (req.env[BUNDLE_ADD_HOSTS_ENV] ?? "").split(",").filter(Boolean),
-    securityOpt: ["no-new-privileges"],
-    capDrop: ["ALL"],
+    files: state.files,
+    secretEnv: prepared.secretEnv,
   });
   await docker.networkConnect(plan.networks.internal.name, plan.bundle.container, [
     plan.bundle.alias,
@@ -103,7 +50,7 @@ export async function launchDocker(req: LaunchRequest, docker = new DockerCli())
   throwIfCancelled(signal);
   await docker.runDetached({
     name: plan.agent.container,
-    image: agentImage,
+    image: prepared.agentImage,
     network: plan.networks.internal.name,
     labels: plan.agent.labels,
     env: plan.agent.env,
@@ -122,7 +69,7 @@ export async function launchDocker(req: LaunchRequest, docker = new DockerCli())
   await lockAgentRoutes(
     docker,
     plan.agent.container,
-    bundleImage,
+    prepared.bundleImage,
     await networkGateway(docker, plan.networks.internal.name),
     plan.agent.labels,
   );
@@ -130,18 +77,9 @@ export async function launchDocker(req: LaunchRequest, docker = new DockerCli())
   req.progress("provisioning");
   for (const step of plan.provision) {
     throwIfCancelled(signal);
-    await provision(docker, plan, step, files.agentTrustFile);
+    await provision(docker, plan, step, state.files.agentTrustFile);
   }
-  throwIfCancelled(signal);
-  await writeRecord(stateDir, { ...record, status: "running" });
-
-  if (req.detach) {
-    stack.move(); // the bottle outlives this process; `bottle stop` releases it
-    req.progress(
-      `ready: ${plan.bottle.name} (bottle exec ${plan.bottle.name} -- CMD, bottle attach, bottle stop)`,
-    );
-    return 0;
-  }
+  if (await finishLaunch(stack, req, state)) return 0;
   const tty = Deno.stdin.isTerminal();
   const argv = docker.exec(plan.agent.container, agentProgram(plan), {
     interactive: true,

@@ -61,6 +61,9 @@
  *   `delete`, `exec`, `cp`, `status`, `ls`, `pack`) that fail with an injected
  *   `Error:` after argv validation; a failed start leaves the machine "failed".
  * - `FAKE_SMOLVM_DENO`: the deno the shim runs this file with (default: PATH).
+ * - `FAKE_SMOLVM_EXEC=record`: `machine exec` validates and logs its argv but
+ *   runs nothing and exits 0 (for launch flows whose guest commands would
+ *   otherwise run on this host).
  */
 import { createHash } from "node:crypto";
 import { Fail, Usage } from "./fake_errors.ts";
@@ -641,6 +644,9 @@ async function machineExec(args: string[]): Promise<number> {
     const eq = kv.indexOf("=");
     childEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
+  // Launch-flow tests provision guests with commands that must not run on
+  // this host (update-ca-certificates, chown): they only record them.
+  if (Deno.env.get("FAKE_SMOLVM_EXEC") === "record") return 0;
   const [program, ...rest] = p.trailing;
   const interactive = p.bools.has("--interactive");
   let child: Deno.ChildProcess;

@@ -1,0 +1,82 @@
+/**
+ * Turns the agent image (in the docker engine) into something smolvm boots.
+ * Preferred: a `.smolmachine` made by `smolvm pack create`, cached by the
+ * image ID so an unchanged image is never converted twice. pack only pulls
+ * from a registry, so the image is `docker save`d and served by bottle's
+ * in-process registry on loopback for the length of the pack, no registry
+ * container and no push. Where pack fails, the VM is created from the same
+ * archive on stdin (`machine create --image -`, smolvm >= 1.1.0) instead.
+ */
+import { join } from "node:path";
+import type { DockerCli } from "../docker/docker_cli.ts";
+import type { SmolvmCli } from "./smolvm_cli.ts";
+import { serveRegistry } from "../../registry/registry_server.ts";
+import { pathExists } from "../../state/path_exists.ts";
+import { CommandError } from "../../proc/runner.ts";
+
+export type MachineSource =
+  /** A cached or freshly packed `.smolmachine` (`machine create --from`). */
+  | { kind: "smolmachine"; path: string; cached: boolean }
+  /** A `docker save` archive to stream into `machine create --image -`; the caller removes it. */
+  | { kind: "archive"; path: string; why: string };
+
+export interface ArtifactOptions {
+  cacheDir: string;
+  progress(message: string): void;
+  signal: AbortSignal;
+}
+
+/** The repository the agent image is served under while smolvm pulls it. */
+const SERVED_REPO = "bottle/agent";
+
+export function artifactDir(cacheRoot: string): string {
+  return join(cacheRoot, "smolmachines");
+}
+
+export async function machineSource(
+  docker: DockerCli,
+  smolvm: SmolvmCli,
+  image: string,
+  opts: ArtifactOptions,
+): Promise<MachineSource> {
+  const id = (await docker.run(["image", "inspect", "--format", "{{.Id}}", image])).stdout.trim();
+  const key = id.replace(/^sha256:/, "").slice(0, 16);
+  const dir = artifactDir(opts.cacheDir);
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const stub = join(dir, key);
+  const artifact = `${stub}.smolmachine`;
+  if (await pathExists(artifact)) {
+    opts.progress(`using cached ${artifact}`);
+    return { kind: "smolmachine", path: artifact, cached: true };
+  }
+
+  const archive = join(dir, `${key}.tar`);
+  opts.progress(`saving ${image} for smolvm`);
+  await docker.run(["save", "--output", archive, image], { signal: opts.signal });
+  try {
+    await using registry = await serveRegistry({
+      archives: [{ path: archive, refs: { [`${SERVED_REPO}:${key}`]: image } }],
+    });
+    opts.progress(`packing ${registry.ref(SERVED_REPO, key)} into a .smolmachine`);
+    const packed = await smolvm.packCreate({
+      image: registry.ref(SERVED_REPO, key),
+      output: stub,
+      signal: opts.signal,
+    });
+    // pack also writes a self-contained executable at STUB; only the .smolmachine is used.
+    await Deno.remove(stub).catch(() => {});
+    await Deno.remove(archive);
+    opts.progress(`packed ${packed}`);
+    return { kind: "smolmachine", path: packed, cached: false };
+  } catch (err) {
+    if (opts.signal.aborted || !(err instanceof CommandError)) {
+      await Deno.remove(archive).catch(() => {});
+      throw err;
+    }
+    const why = err.message;
+    opts.progress(
+      `smolvm pack from the local registry failed, creating the VM from the archive on stdin: ${why}`,
+    );
+    return { kind: "archive", path: archive, why };
+  }
+}
