@@ -22,7 +22,20 @@ fi
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 debootstrap --variant=minbase bookworm "$root" "$mirror" >/dev/null
-# Trim what a slim image does not carry.
-rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
+# Trim what Debian's own slim image does not carry, and keep it out of later
+# installs the same way (dpkg path excludes).
+mkdir -p "$root/etc/dpkg/dpkg.cfg.d"
+cat > "$root/etc/dpkg/dpkg.cfg.d/slim" <<'CFG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+CFG
+find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
+find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} + 2>/dev/null || true
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* \
+  "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/var/log/*.log
 tar -C "$root" -c . | docker import - "$tag" >/dev/null
 echo "built base image $tag"
