@@ -25,4 +25,4 @@ printf 'route del default\nroute add prohibit %s/32\n' "$gw" | docker run --rm -
   --network "container:$name-agent" --cap-drop ALL --cap-add NET_ADMIN --entrypoint ip "$bundle_image" -batch -
 docker cp "$trust" "$name-agent:/usr/local/share/ca-certificates/bottle.crt"
 docker exec -u 0 "$name-agent" chmod 0644 /usr/local/share/ca-certificates/bottle.crt
-docker exec -u 0 "$name-agent" update-ca-certificates >/dev/null
+docker exec -i -u 0 "$name-agent" tee -a /etc/ssl/certs/ca-certificates.crt < "$trust" >/dev/null

@@ -16,6 +16,7 @@ import { resolveRouteSecrets } from "../secrets/route_secrets.ts";
 import { throwIfCancelled } from "../proc/signals.ts";
 import { UserError } from "../errors.ts";
 import { agentProgram } from "./agent_program.ts";
+import { hostDirs } from "../state/dirs.ts";
 
 /** Extra /etc/hosts entries for the bundle, `name:ip` comma-separated (docker --add-host). */
 export const BUNDLE_ADD_HOSTS_ENV = "BOTTLE_BUNDLE_ADD_HOSTS";
@@ -38,7 +39,7 @@ export async function prepareLaunch(req: LaunchRequest, docker: DockerCli): Prom
     );
   }
   const secretEnv = await resolveRouteSecrets(plan, req.env, req.agent.baseDir);
-  const images = { buildCaPem: req.buildCaPem, env: req.env };
+  const images = { buildCaPem: req.buildCaPem, env: req.env, cacheDir: hostDirs(req.env).cache };
   const buildOpts = { progress: req.progress, signal };
   const agentImage = await ensureAgentImage(docker, plan.images.agent, images, buildOpts);
   const bundleImage = await ensureBundleImage(docker, plan.images.bundle, images, buildOpts);

@@ -9,6 +9,7 @@ import type { DockerCli } from "../backends/docker/docker_cli.ts";
 import type { ImagePlan } from "../plan/plan_types.ts";
 import { type BuildOptions, ensureImage } from "./build_image.ts";
 import { writeBundleScript } from "./bundle_script.ts";
+import { UserError } from "../errors.ts";
 
 const IMAGES_DIR = fileURLToPath(new URL("../../images/", import.meta.url));
 
@@ -19,6 +20,8 @@ export interface ImageInputs {
   /** Extra CA certificates (PEM) for the build stages, or "". */
   buildCaPem: string;
   env: Record<string, string | undefined>;
+  /** bottle's cache dir (bundle script cache). */
+  cacheDir: string;
 }
 
 export function ensureAgentImage(
@@ -48,16 +51,26 @@ export async function ensureBundleImage(
   const contextDir = await Deno.makeTempDir({ prefix: "bottle-bundle-context-" });
   try {
     await Deno.copyFile(join(IMAGES_DIR, "bundle", "Dockerfile"), join(contextDir, "Dockerfile"));
-    await writeBundleScript(join(contextDir, "bottle-bundle.js"));
+    await writeBundleScript(join(contextDir, "bottle-bundle.js"), inputs.cacheDir);
     const pipelock = inputs.env[PIPELOCK_IMAGE_ENV];
-    return await ensureImage(docker, {
-      what: "bundle image",
-      repository: image.repository,
-      contextDir,
-      dockerfile: join(contextDir, "Dockerfile"),
-      buildArgs: { ...image.buildArgs, ...(pipelock ? { PIPELOCK_IMAGE: pipelock } : {}) },
-      volatileBuildArgs: caArgs(inputs.buildCaPem),
-    }, opts);
+    try {
+      return await ensureImage(docker, {
+        what: "bundle image",
+        repository: image.repository,
+        contextDir,
+        dockerfile: join(contextDir, "Dockerfile"),
+        buildArgs: { ...image.buildArgs, ...(pipelock ? { PIPELOCK_IMAGE: pipelock } : {}) },
+        volatileBuildArgs: caArgs(inputs.buildCaPem),
+      }, opts);
+    } catch (err) {
+      // The usual cause where no registry is reachable: say what to do about it.
+      if (err instanceof UserError && !pipelock && /pipelock/.test(err.message)) {
+        throw new UserError(
+          `${err.message}\nThe bundle copies pipelock from its pinned image; where that cannot be pulled, set ${PIPELOCK_IMAGE_ENV} to a local image holding pipelock at /pipelock`,
+        );
+      }
+      throw err;
+    }
   } finally {
     await Deno.remove(contextDir, { recursive: true });
   }

@@ -32,7 +32,7 @@ export async function ensureImage(
   b: ImageBuild,
   opts: BuildOptions,
 ): Promise<string> {
-  const hash = await contextHash(b.contextDir, b.dockerfile, b.buildArgs);
+  const hash = await contextHash(b.contextDir, [b.dockerfile], b.buildArgs);
   const tag = `${b.repository}:${hash.slice(0, 16)}`;
   if (!opts.force && await docker.imageExists(tag)) return tag;
 

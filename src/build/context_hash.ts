@@ -10,13 +10,14 @@ const SKIP = new Set([".git"]);
 
 export async function contextHash(
   contextDir: string,
-  dockerfile: string,
+  /** Files outside the context that shape the result (the Dockerfile, a lock file). */
+  extraFiles: string[],
   buildArgs: Record<string, string>,
 ): Promise<string> {
   const parts: Uint8Array[] = [];
   const enc = new TextEncoder();
   const add = (s: string | Uint8Array) => parts.push(typeof s === "string" ? enc.encode(s) : s);
-  add(`dockerfile\0${await Deno.readTextFile(dockerfile)}\0`);
+  for (const f of extraFiles) add(`extra\0${await Deno.readTextFile(f)}\0`);
   for (const [k, v] of Object.entries(buildArgs).sort(([a], [b]) => a.localeCompare(b))) {
     add(`arg\0${k}\0${v}\0`);
   }

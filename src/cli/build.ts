@@ -21,6 +21,7 @@ export function registerBuild(program: Command, ctx: CliContext): void {
       const inputs = {
         buildCaPem: await readBuildCas(buildCaFiles(opts.buildCa, agent.buildCaCerts, ctx.env)),
         env: ctx.env,
+        cacheDir: ctx.dirs.cache,
       };
       const buildOpts = {
         progress: (m: string) => ctx.err(`bottle: ${m}`),

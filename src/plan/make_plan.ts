@@ -37,6 +37,12 @@ const DEFAULT_PIDS = 1024;
 /** Hosts Claude Code itself needs, allowed whenever the agent program is claude. */
 const CLAUDE_DOMAINS = ["api.anthropic.com", "statsig.anthropic.com", "console.anthropic.com"];
 const CA_GUEST_PATH = "/usr/local/share/ca-certificates/bottle.crt";
+/**
+ * The system trust bundle (Debian layout) the bottle's CAs are appended to:
+ * what update-ca-certificates would produce, in one write instead of a
+ * rehash of every certificate (seconds per launch).
+ */
+export const SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
 export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   const def = agent.definition;

@@ -18,6 +18,7 @@ import { writePrivateFile } from "../../state/private_files.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
 import type { Plan, ProvisionStep } from "../../plan/plan_types.ts";
 import { agentProgram } from "../agent_program.ts";
+import { SYSTEM_CA_BUNDLE } from "../../plan/make_plan.ts";
 
 export async function launchDocker(req: LaunchRequest, docker = new DockerCli()): Promise<number> {
   const { plan, signal } = req;
@@ -103,12 +104,16 @@ async function provision(
   trustFile: string,
 ): Promise<void> {
   const c = plan.agent.container;
-  const root = (argv: string[]) => docker.run(docker.exec(c, argv, { user: "0" }));
+  const root = (argv: string[], stdin?: string) =>
+    docker.run(
+      docker.exec(c, argv, { user: "0", interactive: stdin !== undefined }),
+      stdin ? { stdin } : {},
+    );
   switch (step.step) {
     case "ca-trust":
       await docker.cp(trustFile, `${c}:${step.guestPath}`);
       await root(["chmod", "0644", step.guestPath]);
-      await root(["update-ca-certificates"]);
+      await root(["tee", "-a", SYSTEM_CA_BUNDLE], await Deno.readTextFile(trustFile));
       return;
     case "prompt": {
       const local = join(plan.bottle.stateDir, "prompt.md");

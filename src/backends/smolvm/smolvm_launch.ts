@@ -26,6 +26,7 @@ import { MachineNotFoundError, type SmolvmCli } from "./smolvm_cli.ts";
 import { machineSource } from "./machine_artifact.ts";
 import { asAgent, vmEnv } from "./vm_env.ts";
 import { agentProgram } from "../agent_program.ts";
+import { SYSTEM_CA_BUNDLE } from "../../plan/make_plan.ts";
 import { writePrivateFile } from "../../state/private_files.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
 import { UserError } from "../../errors.ts";
@@ -161,8 +162,8 @@ async function provision(
   step: ProvisionStep,
   trustFile: string,
 ): Promise<void> {
-  const root = async (argv: string[]) => {
-    const r = await smolvm.machineExec({ name: machine, argv });
+  const root = async (argv: string[], stdin?: string) => {
+    const r = await smolvm.machineExec({ name: machine, argv, ...(stdin ? { stdin } : {}) });
     if (r.code !== 0) {
       throw new Error(
         `Provisioning "${argv.join(" ")}" in ${machine} failed (${r.code}): ${r.stderr.trim()}`,
@@ -174,7 +175,7 @@ async function provision(
     case "ca-trust":
       await smolvm.machineCp(trustFile, machine, step.guestPath);
       await root(["chmod", "0644", step.guestPath]);
-      await root(["update-ca-certificates"]);
+      await root(["tee", "-a", SYSTEM_CA_BUNDLE], await Deno.readTextFile(trustFile));
       return;
     case "prompt": {
       const local = join(plan.bottle.stateDir, "prompt.md");
