@@ -6,6 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { CancelledError, SilentExit, UserError } from "../errors.ts";
 import { redact } from "../proc/secrets.ts";
+import { CommandNotFoundError } from "../proc/runner.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { registerAgents } from "./agents.ts";
@@ -67,6 +68,11 @@ function exitCodeFor(err: unknown, ctx: CliContext): number {
   if (err instanceof CancelledError) {
     ctx.err(`bottle: ${err.message}`);
     return err.exitCode;
+  }
+  if (err instanceof CommandNotFoundError) {
+    // A missing tool is the user's to fix, like bad input.
+    ctx.err(`bottle: ${err.message} (bottle doctor checks what this host is missing)`);
+    return 2;
   }
   if (err instanceof UserError) {
     ctx.err(`bottle: ${redact(err.message)}`);

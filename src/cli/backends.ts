@@ -6,13 +6,23 @@ import type { CliContext } from "./context.ts";
 import { UserError } from "../errors.ts";
 import { SmolmachinesBackend } from "../backends/smolvm/smolmachines_backend.ts";
 import { SmolvmCli } from "../backends/smolvm/smolvm_cli.ts";
+import { DockerCli } from "../backends/docker/docker_cli.ts";
+
+/** The docker and smolvm binaries this invocation uses (BOTTLE_DOCKER, SMOLVM). */
+function tools(ctx: CliContext): { docker: DockerCli; smolvm: SmolvmCli } {
+  return {
+    docker: new DockerCli(ctx.env.BOTTLE_DOCKER ?? "docker"),
+    smolvm: new SmolvmCli(ctx.env.SMOLVM ? { binary: ctx.env.SMOLVM } : {}),
+  };
+}
 
 export function backendFor(ctx: CliContext, name: BackendName): Backend {
+  const { docker, smolvm } = tools(ctx);
   switch (name) {
     case "docker":
-      return new DockerBackend(ctx.dirs.state);
+      return new DockerBackend(ctx.dirs.state, docker);
     case "smolmachines":
-      return new SmolmachinesBackend(ctx.dirs.state, ctx.dirs.cache);
+      return new SmolmachinesBackend(ctx.dirs.state, ctx.dirs.cache, smolvm, docker);
   }
 }
 
@@ -22,10 +32,10 @@ export function backendFor(ctx: CliContext, name: BackendName): Backend {
  * `bottle ls` must not fail for want of it.
  */
 export async function allBackends(ctx: CliContext): Promise<Backend[]> {
-  const backends: Backend[] = [new DockerBackend(ctx.dirs.state)];
-  const smolvm = new SmolvmCli();
+  const { docker, smolvm } = tools(ctx);
+  const backends: Backend[] = [new DockerBackend(ctx.dirs.state, docker)];
   if (await smolvm.version().then(() => true, () => false)) {
-    backends.push(new SmolmachinesBackend(ctx.dirs.state, ctx.dirs.cache, smolvm));
+    backends.push(new SmolmachinesBackend(ctx.dirs.state, ctx.dirs.cache, smolvm, docker));
   }
   return backends;
 }

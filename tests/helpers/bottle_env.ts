@@ -6,6 +6,7 @@
 import { fileURLToPath } from "node:url";
 import { buildPipelockStandinImage } from "../fakes/pipelock_standin_image.ts";
 import { run, type RunResult } from "../../src/proc/runner.ts";
+import { startTestUpstream, type TestUpstream } from "../fakes/test_upstream.ts";
 
 export const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 
@@ -31,6 +32,10 @@ export async function bottleEnv(extra: Record<string, string> = {}): Promise<Bot
     XDG_CONFIG_HOME: `${home}/config`,
     BOTTLE_PIPELOCK_IMAGE: await pipelockStandin(),
     NO_COLOR: "1",
+    // Builds behind this machine's TLS-intercepting proxy need its CAs (CI sets this).
+    ...(Deno.env.get("BOTTLE_BUILD_CA_CERTS")
+      ? { BOTTLE_BUILD_CA_CERTS: Deno.env.get("BOTTLE_BUILD_CA_CERTS")! }
+      : {}),
     ...extra,
   };
   return {
@@ -39,6 +44,36 @@ export async function bottleEnv(extra: Record<string, string> = {}): Promise<Bot
     async [Symbol.asyncDispose]() {
       if (Deno.env.get("BOTTLE_TEST_KEEP") === "1") return;
       await Deno.remove(home, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** A project dir in the test HOME holding `bottle.yaml` with `agentFile`. */
+export async function projectWith(be: BottleEnv, agentFile: string): Promise<string> {
+  const dir = `${be.env.HOME}/project`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/bottle.yaml`, agentFile);
+  return dir;
+}
+
+/**
+ * A test HTTPS upstream on the docker0 bridge address (where a bundle's
+ * `host-gateway` points), answering for `names`, and the env that makes a
+ * bottle's bundle resolve those names to it and trust its CA.
+ */
+export async function bridgeUpstream(names: string[]): Promise<{
+  upstream: TestUpstream;
+  gateway: string;
+  env: Record<string, string>;
+}> {
+  const gateway = interfaceAddress("docker0");
+  const upstream = await startTestUpstream(names, { hostname: gateway });
+  return {
+    upstream,
+    gateway,
+    env: {
+      BOTTLE_BUNDLE_ADD_HOSTS: names.map((n) => `${n}:host-gateway`).join(","),
+      BOTTLE_UPSTREAM_CA_CERTS: upstream.caFile,
     },
   };
 }

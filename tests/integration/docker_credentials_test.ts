@@ -4,9 +4,13 @@
  * credential is nowhere the agent (or a bystander on the host) could read it.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { bottle, bottleEnv, inContainer, interfaceAddress } from "../helpers/bottle_env.ts";
-import { startTestUpstream } from "../fakes/test_upstream.ts";
+import {
+  bottle,
+  bottleEnv,
+  bridgeUpstream,
+  inContainer,
+  projectWith,
+} from "../helpers/bottle_env.ts";
 import { run } from "../../src/proc/runner.ts";
 
 const AGENT_FILE = `version: 1
@@ -43,19 +47,10 @@ async function sampleArgv<T>(during: () => Promise<T>): Promise<{ result: T; arg
 
 Deno.test("docker: the upstream gets the real credential, the bottle only a placeholder", async (t) => {
   const secret = `sk-it-${crypto.randomUUID()}`;
-  const gateway = interfaceAddress("docker0");
-  await using upstream = await startTestUpstream(["api.test", "open.test"], { hostname: gateway });
-  await using be = await bottleEnv({
-    BOTTLE_IT_SECRET: secret,
-    BOTTLE_BUNDLE_ADD_HOSTS: "api.test:host-gateway,open.test:host-gateway",
-    BOTTLE_UPSTREAM_CA_CERTS: upstream.caFile,
-    ...(Deno.env.get("BOTTLE_BUILD_CA_CERTS")
-      ? { BOTTLE_BUILD_CA_CERTS: Deno.env.get("BOTTLE_BUILD_CA_CERTS")! }
-      : {}),
-  });
-  const project = join(be.env.HOME!, "project");
-  await Deno.mkdir(project);
-  await Deno.writeTextFile(join(project, "bottle.yaml"), AGENT_FILE);
+  const bridge = await bridgeUpstream(["api.test", "open.test"]);
+  await using upstream = bridge.upstream;
+  await using be = await bottleEnv({ BOTTLE_IT_SECRET: secret, ...bridge.env });
+  const project = await projectWith(be, AGENT_FILE);
   const build = await bottle(["build", "cred"], be.env, { cwd: project });
   assert.equal(build.code, 0, build.stderr);
 

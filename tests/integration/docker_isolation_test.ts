@@ -5,17 +5,16 @@
  * the probes also cover "no other bottle".
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
   bottle,
   bottleEnv,
+  bridgeUpstream,
   containerIp,
   inContainer,
-  interfaceAddress,
   labelled,
   networkGateway,
+  projectWith,
 } from "../helpers/bottle_env.ts";
-import { startTestUpstream } from "../fakes/test_upstream.ts";
 import { run } from "../../src/proc/runner.ts";
 
 const AGENT_FILE = `version: 1
@@ -27,20 +26,11 @@ agents:
 `;
 
 Deno.test("docker: a real bottle reaches only what the bundle allows", async (t) => {
-  const gateway = interfaceAddress("docker0");
-  await using upstream = await startTestUpstream(["allowed.test", "denied.test"], {
-    hostname: gateway,
-  });
-  await using be = await bottleEnv({
-    BOTTLE_BUNDLE_ADD_HOSTS: "allowed.test:host-gateway,denied.test:host-gateway",
-    BOTTLE_UPSTREAM_CA_CERTS: upstream.caFile,
-    ...(Deno.env.get("BOTTLE_BUILD_CA_CERTS")
-      ? { BOTTLE_BUILD_CA_CERTS: Deno.env.get("BOTTLE_BUILD_CA_CERTS")! }
-      : {}),
-  });
-  const project = join(be.env.HOME!, "project");
-  await Deno.mkdir(project);
-  await Deno.writeTextFile(join(project, "bottle.yaml"), AGENT_FILE);
+  const bridge = await bridgeUpstream(["allowed.test", "denied.test"]);
+  const { gateway } = bridge;
+  await using upstream = bridge.upstream;
+  await using be = await bottleEnv(bridge.env);
+  const project = await projectWith(be, AGENT_FILE);
 
   const names: string[] = [];
   try {

@@ -6,28 +6,16 @@
 import assert from "node:assert/strict";
 import { pathExists } from "../../src/state/path_exists.ts";
 import { join } from "node:path";
-import { bottle, bottleEnv, interruptAt, labelled } from "../helpers/bottle_env.ts";
+import { bottle, bottleEnv, interruptAt, labelled, projectWith } from "../helpers/bottle_env.ts";
 
 const AGENT_FILE = "version: 1\nagents:\n  life:\n    anthropic: none\n";
-
-async function project(home: string): Promise<string> {
-  const dir = join(home, "project");
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(join(dir, "bottle.yaml"), AGENT_FILE);
-  return dir;
-}
-
-function buildEnv(): Record<string, string> {
-  const cas = Deno.env.get("BOTTLE_BUILD_CA_CERTS");
-  return cas ? { BOTTLE_BUILD_CA_CERTS: cas } : {};
-}
 
 const STEPS = [/creating networks/, /starting the bundle/, /starting the agent/, /provisioning/];
 
 for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   Deno.test(`docker: ${sig} at each launch step leaves no object behind`, async (t) => {
-    await using be = await bottleEnv(buildEnv());
-    const cwd = await project(be.env.HOME!);
+    await using be = await bottleEnv();
+    const cwd = await projectWith(be, AGENT_FILE);
     // Warm the image cache so every interruption lands in a launch step.
     const build = await bottle(["build", "life"], be.env, { cwd });
     assert.equal(build.code, 0, build.stderr);
@@ -54,8 +42,8 @@ for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
 }
 
 Deno.test("docker: bottle stop removes every object and the state dir", async () => {
-  await using be = await bottleEnv(buildEnv());
-  const cwd = await project(be.env.HOME!);
+  await using be = await bottleEnv();
+  const cwd = await projectWith(be, AGENT_FILE);
   const r = await bottle(["start", "life", "--detach", "--name", "stopme"], be.env, { cwd });
   assert.equal(r.code, 0, r.stderr);
   const before = await labelled("bottle.id=life-stopme");
@@ -72,8 +60,8 @@ Deno.test("docker: bottle stop removes every object and the state dir", async ()
 });
 
 Deno.test("docker: bottle cleanup removes what a SIGKILLed launch left", async () => {
-  await using be = await bottleEnv(buildEnv());
-  const cwd = await project(be.env.HOME!);
+  await using be = await bottleEnv();
+  const cwd = await projectWith(be, AGENT_FILE);
   const kept = await bottle(["start", "life", "--detach", "--name", "kept"], be.env, { cwd });
   assert.equal(kept.code, 0, kept.stderr);
   try {

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { bottle, bottleEnv, interruptAt, labelled } from "../helpers/bottle_env.ts";
+import { bottle, bottleEnv, interruptAt, labelled, projectWith } from "../helpers/bottle_env.ts";
 import { FAKE_SMOLVM, fakeSmolvm } from "../fakes/smolvm/test_helpers.ts";
 import { pathExists } from "../../src/state/path_exists.ts";
 
@@ -32,13 +32,8 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
     SMOLVM: FAKE_SMOLVM,
     FAKE_SMOLVM_EXEC: "record",
     XDG_CACHE_HOME: cache,
-    ...(Deno.env.get("BOTTLE_BUILD_CA_CERTS")
-      ? { BOTTLE_BUILD_CA_CERTS: Deno.env.get("BOTTLE_BUILD_CA_CERTS")! }
-      : {}),
   });
-  const cwd = join(be.env.HOME!, "project");
-  await Deno.mkdir(cwd);
-  await Deno.writeTextFile(join(cwd, "bottle.yaml"), AGENT_FILE);
+  const cwd = await projectWith(be, AGENT_FILE);
   try {
     await t.step(
       "start --detach packs the agent image through the registry and boots the VM",
@@ -140,8 +135,16 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
       });
     }
 
+    await t.step("cleanup --cache prunes the cached .smolmachine", async () => {
+      const dir = join(cache, "bottle", "smolmachines");
+      assert.ok([...Deno.readDirSync(dir)].some((e) => e.name.endsWith(".smolmachine")));
+      const r = await bottle(["cleanup", "--cache"], be.env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /removed .*\.smolmachine/);
+      assert.deepEqual([...Deno.readDirSync(dir)], []);
+    });
+
     await t.step("where pack fails, the VM is created from the archive on stdin", async () => {
-      await Deno.remove(join(cache, "bottle", "smolmachines"), { recursive: true });
       const r = await bottle(["start", "vmprobe", "--detach", "--name", "fb"], {
         ...be.env,
         FAKE_SMOLVM_FAIL: "pack",

@@ -122,3 +122,32 @@ Deno.test("cli: doctor reports a missing docker with a fix and exits 1", async (
   assert.match(r.stdout, /fix: install Docker/);
   assert.match(r.stdout, /warn {2}smolvm: not installed/);
 });
+
+Deno.test("cli: a missing docker is one clear message and exit 2", async () => {
+  const r = await cli(["ls"], { env: { BOTTLE_DOCKER: "/nonexistent/docker", SMOLVM: "/nonexistent/smolvm" } });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^bottle: Cannot run "\/nonexistent\/docker".*bottle doctor/);
+});
+
+Deno.test("cli: logs shows a bottle's audit log readably and as JSON", async () => {
+  const home = await Deno.makeTempDir();
+  const logs = join(home, ".local", "state", "bottle", "bottles", "claude-x1", "logs");
+  await Deno.mkdir(logs, { recursive: true });
+  const lines = [
+    { time: "2026-11-24T06:00:01.000Z", bottle: "claude-x1", method: "POST", host: "api.anthropic.com", path: "/v1/messages", status: 200, bytes_up: 2048, bytes_down: 3 * 1024 * 1024, decision: "routed", reason: "" },
+    { time: "2026-11-24T06:00:02.000Z", bottle: "claude-x1", method: "CONNECT", host: "evil.example", status: 403, bytes_up: 0, bytes_down: 0, decision: "denied", reason: "not in allowlist" },
+  ];
+  await Deno.writeTextFile(join(logs, "audit.jsonl"), lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+  const r = await cli(["logs", "claude-x1"], { home });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stdout,
+    "06:00:01 POST api.anthropic.com/v1/messages 200 routed 2.0 kB up, 3.0 MB down\n" +
+      "06:00:02 CONNECT evil.example 403 denied (not in allowlist) 0 B up, 0 B down\n",
+  );
+  const j = await cli(["logs", "claude-x1", "--json"], { home });
+  assert.deepEqual(j.stdout.trim().split("\n").map((l) => JSON.parse(l)), lines);
+  const missing = await cli(["logs", "nope"], { home });
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /No bottle named "nope"/);
+});
