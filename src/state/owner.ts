@@ -4,6 +4,7 @@
  * on another host (a shared engine) are never judged from here.
  */
 import { hostname } from "node:os";
+import { run } from "../proc/runner.ts";
 
 export async function ownerAlive(
   owner: { host?: string | undefined; pid?: string | undefined },

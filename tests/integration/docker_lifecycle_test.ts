@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { pathExists } from "../../src/state/path_exists.ts";
+import { run } from "../../src/proc/runner.ts";
 import { join } from "node:path";
 import { bottle, bottleEnv, interruptAt, labelled, projectWith } from "../helpers/bottle_env.ts";
 
@@ -87,5 +88,34 @@ Deno.test("docker: bottle cleanup removes what a SIGKILLed launch left", async (
     assert.equal((await labelled("bottle.id=life-kept")).containers.length, 2);
   } finally {
     await bottle(["stop", "life-kept"], be.env);
+  }
+});
+
+Deno.test("docker: the bundle exits non-zero, naming the daemon, when a daemon dies", async () => {
+  await using be = await bottleEnv();
+  const cwd = await projectWith(be, AGENT_FILE);
+  const r = await bottle(["start", "life", "--detach", "--name", "die"], be.env, { cwd });
+  assert.equal(r.code, 0, r.stderr);
+  const bundle = "bottle-life-die-bundle";
+  try {
+    // Find pipelock among the bundle's processes and kill it.
+    const kill = await run([
+      "docker",
+      "exec",
+      bundle,
+      "sh",
+      "-c",
+      'for d in /proc/[0-9]*; do if grep -q pipelock "$d/cmdline" 2>/dev/null; then kill -9 "${d#/proc/}"; exit 0; fi; done; exit 1',
+    ]);
+    assert.equal(kill.code, 0);
+    const exit = await run(["docker", "wait", bundle], { timeoutMs: 30_000 });
+    assert.equal(exit.stdout.trim(), "1");
+    const logs = await run(["docker", "logs", bundle]);
+    assert.match(
+      logs.stderr + logs.stdout,
+      /daemon pipelock exited with code \d+: stopping the bundle/,
+    );
+  } finally {
+    await bottle(["stop", "life-die"], be.env);
   }
 });

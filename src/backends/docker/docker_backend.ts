@@ -60,7 +60,7 @@ export class DockerBackend implements Backend {
   async exec(name: string, argv: string[], opts: { tty: boolean; user?: string }): Promise<number> {
     const agent = await this.agentContainer(name);
     const r = await this.docker.run(
-      this.docker.exec(agent, argv, {
+      this.docker.execArgv(agent, argv, {
         interactive: true,
         tty: opts.tty,
         ...(opts.user ? { user: opts.user } : {}),

@@ -110,7 +110,8 @@ export class DockerCli {
     await this.run(["cp", src, dest]);
   }
 
-  exec(
+  /** The argv for `docker exec` (run it with `run`, with the stdio the caller needs). */
+  execArgv(
     container: string,
     argv: string[],
     opts: {

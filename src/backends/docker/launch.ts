@@ -82,7 +82,7 @@ export async function launchDocker(req: LaunchRequest, docker = new DockerCli())
   }
   if (await finishLaunch(stack, req, state)) return 0;
   const tty = Deno.stdin.isTerminal();
-  const argv = docker.exec(plan.agent.container, agentProgram(plan), {
+  const argv = docker.execArgv(plan.agent.container, agentProgram(plan), {
     interactive: true,
     tty,
     user: plan.agent.user,
@@ -106,7 +106,7 @@ async function provision(
   const c = plan.agent.container;
   const root = (argv: string[], stdin?: string) =>
     docker.run(
-      docker.exec(c, argv, { user: "0", interactive: stdin !== undefined }),
+      docker.execArgv(c, argv, { user: "0", interactive: stdin !== undefined }),
       stdin ? { stdin } : {},
     );
   switch (step.step) {

@@ -12,13 +12,14 @@ import {
   READY_LINE,
 } from "./bundle_manifest.ts";
 import { type DaemonSpec, daemonSpecs, type SelfCommand } from "./daemons.ts";
+import { spawn, type Spawned } from "../../proc/runner.ts";
 
 const HEALTH_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;
 
 interface Running {
   spec: DaemonSpec;
-  child: Deno.ChildProcess;
+  child: Spawned;
 }
 
 export async function runInit(self: SelfCommand, manifestPath = BUNDLE_MANIFEST): Promise<number> {
@@ -28,16 +29,17 @@ export async function runInit(self: SelfCommand, manifestPath = BUNDLE_MANIFEST)
   const specs = daemonSpecs(manifest, self);
   const running: Running[] = specs.map((spec) => ({
     spec,
-    child: new Deno.Command(spec.argv[0]!, { args: spec.argv.slice(1), stdin: "null" }).spawn(),
+    // Daemons log straight to the container's output, which `docker logs` shows.
+    child: spawn(spec.argv, { stdout: "inherit", stderr: "inherit" }),
   }));
   log(`started ${specs.map((s) => s.name).join(", ")} for ${manifest.bottle}`);
 
   let stopping = false;
   const stopAll = async () => {
     stopping = true;
-    for (const r of running) signal(r.child, "SIGTERM");
+    for (const r of running) r.child.kill("SIGTERM");
     const timer = setTimeout(
-      () => running.forEach((r) => signal(r.child, "SIGKILL")),
+      () => running.forEach((r) => r.child.kill("SIGKILL")),
       STOP_GRACE_MS,
     );
     await Promise.allSettled(running.map((r) => r.child.status));
@@ -110,14 +112,6 @@ async function healthy(s: DaemonSpec): Promise<boolean> {
     return r.ok;
   } catch {
     return false;
-  }
-}
-
-function signal(child: Deno.ChildProcess, sig: Deno.Signal): void {
-  try {
-    child.kill(sig);
-  } catch {
-    // already gone
   }
 }
 
