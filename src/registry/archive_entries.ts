@@ -81,6 +81,14 @@ export class ArchiveEntries {
         }
         return file.stream(entry.offset + start, end - start, `blob "${digest}"`);
       },
+      fileTail(start) {
+        if (start < 0 || start > entry.size) {
+          throw new RangeError(
+            `Offset ${start} is outside blob "${digest}" of ${entry.size} bytes`,
+          );
+        }
+        return file.fileTail(entry.offset + start, entry.size - start);
+      },
     };
   }
 }

@@ -19,6 +19,13 @@ export interface RegistryBlob {
   readonly size: number;
   /** Streams bytes `start` (inclusive) to `end` (exclusive); the whole blob by default. */
   stream(start?: number, end?: number): ReadableStream<Uint8Array<ArrayBuffer>>;
+  /**
+   * The blob from `start` on, followed by whatever its storage holds after it,
+   * as a stream `Deno.serve` sends natively (see `ArchiveFile.fileTail`): for
+   * responses whose Content-Length ends the body. Undefined when the storage
+   * cannot give one; optional for storage that never can.
+   */
+  fileTail?(start: number): Promise<ReadableStream<Uint8Array<ArrayBuffer>> | undefined>;
 }
 
 export interface ImageContent {

@@ -14,6 +14,17 @@ export type RegistryHandler = (request: Request) => Promise<Response>;
 export interface RegistryHandlerOptions {
   /** Called with failures of the content behind a 500 (a damaged or closed archive). */
   onError?: (error: unknown, request: Request) => void;
+  /**
+   * Send large blobs as file tails (`RegistryBlob.fileTail`) that `Deno.serve`
+   * pipes natively and cuts at Content-Length: about half the CPU per byte of
+   * a JS stream, and up to twice its throughput on loopback. Set it only where the responses go straight to `Deno.serve`
+   * (without automatic compression): read any other way, such a body runs on
+   * past the blob. Used only for requests with a Host header, since only
+   * HTTP/1.x stops at Content-Length and an HTTP/1.1 request must carry Host,
+   * while HTTP/2 names the authority in `:authority` (an HTTP/2 client that
+   * sends Host anyway gets a reset stream, never extra bytes).
+   */
+  nativeFileBodies?: boolean;
 }
 
 type ErrorCode =
@@ -40,6 +51,9 @@ const ROUTE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
 const TAGS_ROUTE = /^\/v2\/(.+)\/tags\/list$/;
 
 const API_VERSION = { "Docker-Distribution-API-Version": "registry/2.0" };
+
+/** Smaller bodies fit one chunk of a JS stream; a file tail would only add an open. */
+const NATIVE_BODY_MIN_BYTES = 1 << 20;
 
 /** True when `reference` ("repo:tag") can be served: a lowercase repo path without a registry host. */
 export function isServableReference(reference: string): boolean {
@@ -75,7 +89,7 @@ export function createRegistryHandler(
 
   return async (request) => {
     try {
-      return await route(request, repos);
+      return await route(request, repos, options.nativeFileBodies ?? false);
     } catch (err) {
       options.onError?.(err, request);
       return errorResponse(
@@ -88,7 +102,11 @@ export function createRegistryHandler(
   };
 }
 
-async function route(request: Request, repos: Map<string, Repository>): Promise<Response> {
+async function route(
+  request: Request,
+  repos: Map<string, Repository>,
+  nativeFileBodies: boolean,
+): Promise<Response> {
   if (request.method !== "GET" && request.method !== "HEAD") {
     return errorResponse(405, "UNSUPPORTED", "this registry is read-only", {
       method: request.method,
@@ -145,7 +163,7 @@ async function route(request: Request, repos: Map<string, Repository>): Promise<
       },
     });
   }
-  return await serveBlob(request, repo, name, reference, head);
+  return await serveBlob(request, repo, name, reference, head, nativeFileBodies);
 }
 
 async function findManifest(
@@ -169,11 +187,20 @@ async function serveBlob(
   name: string,
   digest: string,
   head: boolean,
+  nativeFileBodies: boolean,
 ): Promise<Response> {
   if (!DIGEST.test(digest)) return digestInvalid(digest);
+  const native = nativeFileBodies && request.headers.has("Host");
   for (const image of repo.images) {
     const blob = await image.blob(digest);
-    if (blob) return rangedBody(request, blob.size, digest, head, (s, e) => blob.stream(s, e));
+    if (!blob) continue;
+    return await rangedBody(request, blob.size, digest, head, async (start, end) => {
+      if (native && end - start >= NATIVE_BODY_MIN_BYTES && blob.fileTail) {
+        const tail = await blob.fileTail(start);
+        if (tail) return tail;
+      }
+      return blob.stream(start, end);
+    });
   }
   // Manifests are blobs too, and some clients fetch them that way.
   for (const image of repo.images) {
@@ -192,14 +219,20 @@ async function serveBlob(
   return errorResponse(404, "BLOB_UNKNOWN", "blob unknown to registry", { name, digest });
 }
 
-/** A blob body, or the single byte range asked for (resumed downloads). */
-function rangedBody(
+/**
+ * A blob body, or the single byte range asked for (resumed downloads). The
+ * body `open` gives may run past `end`: Content-Length is always set.
+ */
+async function rangedBody(
   request: Request,
   size: number,
   digest: string,
   head: boolean,
-  open: (start: number, end: number) => ReadableStream<Uint8Array>,
-): Response {
+  open: (
+    start: number,
+    end: number,
+  ) => ReadableStream<Uint8Array> | Promise<ReadableStream<Uint8Array>>,
+): Promise<Response> {
   const headers: Record<string, string> = {
     ...API_VERSION,
     "Content-Type": "application/octet-stream",
@@ -217,7 +250,10 @@ function rangedBody(
   const [start, end] = range ?? [0, size];
   headers["Content-Length"] = String(end - start);
   if (range) headers["Content-Range"] = `bytes ${start}-${end - 1}/${size}`;
-  return new Response(head ? null : open(start, end), { status: range ? 206 : 200, headers });
+  return new Response(head ? null : await open(start, end), {
+    status: range ? 206 : 200,
+    headers,
+  });
 }
 
 /**

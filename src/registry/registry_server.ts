@@ -77,10 +77,12 @@ export async function serveRegistry(options: ServeRegistryOptions): Promise<Runn
       }
     }
     if (images.size === 0) throw new Error("Cannot serve a registry with no images");
-    const handler = createRegistryHandler(
-      images,
-      options.onError ? { onError: options.onError } : {},
-    );
+    // The handler's responses go straight to Deno.serve, which cuts file
+    // tails at their Content-Length (see `listen`).
+    const handler = createRegistryHandler(images, {
+      nativeFileBodies: true,
+      ...(options.onError ? { onError: options.onError } : {}),
+    });
     for (const image of new Set(images.values())) await image.rootManifest();
     return listen(handler, archives, options, closeArchives);
   } catch (err) {
@@ -102,7 +104,14 @@ function listen(
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
     server = Deno.serve(
-      { hostname, port: options.port ?? 0, signal: abort.signal, onListen: () => {} },
+      {
+        hostname,
+        port: options.port ?? 0,
+        signal: abort.signal,
+        // Compression would drop Content-Length, which is what ends a file tail.
+        automaticCompression: false,
+        onListen: () => {},
+      },
       handler,
     );
   } catch (err) {

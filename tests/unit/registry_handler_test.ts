@@ -300,3 +300,45 @@ Deno.test("registry handler: invalid references are refused when the handler is 
     );
   }
 });
+
+/** Pseudo-random bytes (xorshift32) with no short period, so a shifted body never matches. */
+function noiseLayer(size: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  let x = 0x2545f491;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+Deno.test("registry handler: native file bodies are large blobs over HTTP/1 that Content-Length ends", async () => {
+  const big = noiseLayer((2 << 20) + 3);
+  const small = fakeLayer("small", 1000);
+  const { bytes } = legacyArchive([{ repoTags: ["a:1"], layers: [big, small] }]);
+  await using tmp = await tempArchive(bytes);
+  await using archive = await DockerArchive.open(tmp.path);
+  const native = createRegistryHandler({ "a:1": archive.image() }, { nativeFileBodies: true });
+  const host = { Host: "registry.test" };
+  const path = `/v2/a/blobs/${sha256(big)}`;
+
+  // The blob and then the rest of the archive: Deno.serve stops at Content-Length.
+  const whole = await get(native, path, { headers: host });
+  assert.equal(whole.headers.get("Content-Length"), String(big.length));
+  const tail = await whole.bytes();
+  assert.ok(tail.length > big.length, "runs on past the blob");
+  assert.deepEqual(tail.subarray(0, big.length), big);
+  const ranged = await get(native, path, { headers: { ...host, Range: "bytes=1000-" } });
+  assert.equal(ranged.status, 206);
+  assert.equal(ranged.headers.get("Content-Length"), String(big.length - 1000));
+  assert.deepEqual((await ranged.bytes()).subarray(0, big.length - 1000), big.subarray(1000));
+
+  // Exact bodies: no Host (HTTP/2), a blob that fits one chunk, or the option off.
+  assert.deepEqual(await (await get(native, path)).bytes(), big);
+  const smallPath = `/v2/a/blobs/${sha256(small)}`;
+  assert.deepEqual(await (await get(native, smallPath, { headers: host })).bytes(), small);
+  const plain = createRegistryHandler({ "a:1": archive.image() });
+  assert.deepEqual(await (await get(plain, path, { headers: host })).bytes(), big);
+});

@@ -10,6 +10,72 @@ import {
 } from "../testdata/registry/archive_fixtures.ts";
 import { tarBytes } from "../testdata/registry/tar_writer.ts";
 
+/** Pseudo-random bytes (xorshift32) with no short period, so a shifted body never matches. */
+function noiseLayer(size: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+interface RawResponse {
+  status: number;
+  headers: Headers;
+  body: Uint8Array;
+}
+
+/** Splits what an HTTP/1.1 server sent into responses framed by Content-Length; no bytes may trail. */
+function splitResponses(bytes: Uint8Array): RawResponse[] {
+  const responses: RawResponse[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    let end = at;
+    while (
+      end + 3 < bytes.length &&
+      !(bytes[end] === 13 && bytes[end + 1] === 10 && bytes[end + 2] === 13 &&
+        bytes[end + 3] === 10)
+    ) {
+      end++;
+    }
+    assert.ok(end + 3 < bytes.length, `no complete response head at byte ${at}`);
+    const [statusLine = "", ...lines] = new TextDecoder().decode(bytes.subarray(at, end)).split(
+      "\r\n",
+    );
+    const headers = new Headers(lines.map((l) => {
+      const colon = l.indexOf(":");
+      return [l.slice(0, colon).trim(), l.slice(colon + 1).trim()] as [string, string];
+    }));
+    const length = Number(headers.get("Content-Length"));
+    const start = end + 4;
+    assert.ok(start + length <= bytes.length, `response at byte ${at} is cut short`);
+    responses.push({
+      status: Number(statusLine.split(" ")[1]),
+      headers,
+      body: bytes.subarray(start, start + length),
+    });
+    at = start + length;
+  }
+  return responses;
+}
+
+/** Open descriptors on `path` in this process (Linux), to see handles closed. */
+function openHandles(path: string): number {
+  let n = 0;
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      if (Deno.readLinkSync(`/proc/self/fd/${entry.name}`) === path) n++;
+    } catch {
+      // closed while listing
+    }
+  }
+  return n;
+}
+
 Deno.test("registry server: serves on loopback and is reachable by ref()", async () => {
   const layer = fakeLayer("served", 3 << 20);
   const { bytes, images } = legacyArchive([{ repoTags: ["agent:local"], layers: [layer] }]);
@@ -114,4 +180,61 @@ Deno.test("registry server: clear errors for unknown images and duplicate refs",
     /Registry reference "a:1" is given twice/,
   );
   await assert.rejects(serveRegistry({}), /no images/);
+});
+
+Deno.test("registry server: large blobs over HTTP/1.1 end at Content-Length, pipelined on one connection", async () => {
+  const big = noiseLayer((3 << 20) + 5);
+  const small = fakeLayer("after", 3000);
+  const { bytes } = legacyArchive([{ repoTags: ["a:1"], layers: [big, small] }]);
+  await using tmp = await tempArchive(bytes);
+  await using reg = await serveRegistry({ archives: [{ path: tmp.path }] });
+  const realPath = await Deno.realPath(tmp.path);
+  const request = (digest: string, extra = "") =>
+    `GET /v2/a/blobs/${digest} HTTP/1.1\r\nHost: ${reg.address}\r\n${extra}\r\n`;
+  using conn = await Deno.connect({ hostname: reg.hostname, port: reg.port });
+  await conn.write(new TextEncoder().encode(
+    request(sha256(big)) +
+      request(sha256(big), "Range: bytes=1048576-\r\n") +
+      request(sha256(small), "Connection: close\r\n"),
+  ));
+  const [whole, ranged, last, ...extra] = splitResponses(await new Response(conn.readable).bytes());
+  assert.equal(extra.length, 0);
+  assert.equal(whole!.status, 200);
+  assert.equal(sha256(whole!.body), sha256(big));
+  assert.equal(ranged!.status, 206);
+  assert.equal(sha256(ranged!.body), sha256(big.subarray(1 << 20)));
+  assert.deepEqual(last!.body, small);
+  if (Deno.build.os === "linux") {
+    // Each tail's own handle is closed once sent: only the archive's stays.
+    const deadline = Date.now() + 5000;
+    while (openHandles(realPath) > 1 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(openHandles(realPath), 1);
+  }
+});
+
+Deno.test("registry server: HTTP/2 clients get exact blob bodies", async () => {
+  const big = noiseLayer((2 << 20) + 7);
+  const { bytes } = legacyArchive([{ repoTags: ["a:1"], layers: [big, fakeLayer("after")] }]);
+  await using tmp = await tempArchive(bytes);
+  await using reg = await serveRegistry({ archives: [{ path: tmp.path }] });
+  using client = Deno.createHttpClient({ http1: false, http2: true });
+  const url = `http://${reg.address}/v2/a/blobs/${sha256(big)}`;
+  const whole = await fetch(url, { client });
+  assert.equal(sha256(await whole.bytes()), sha256(big));
+  const ranged = await fetch(url, { client, headers: { Range: "bytes=5-" } });
+  assert.equal(ranged.status, 206);
+  assert.equal(sha256(await ranged.bytes()), sha256(big.subarray(5)));
+});
+
+Deno.test("registry server: blobs come from the indexed file after its path is replaced", async () => {
+  const big = noiseLayer(2 << 20);
+  const { bytes } = legacyArchive([{ repoTags: ["a:1"], layers: [big] }]);
+  await using tmp = await tempArchive(bytes);
+  await using other = await tempArchive(new Uint8Array(bytes.length).fill(7));
+  await using reg = await serveRegistry({ archives: [{ path: tmp.path }] });
+  await Deno.rename(other.path, tmp.path);
+  const res = await fetch(`http://${reg.address}/v2/a/blobs/${sha256(big)}`);
+  assert.equal(sha256(await res.bytes()), sha256(big));
 });
