@@ -14,6 +14,8 @@ import { AUDIT_LOG_IN_BUNDLE, BUNDLE_CONFIG_DIR } from "./init/bundle_manifest.t
 import type { EgressConfig } from "./egress/config.ts";
 import { pipelockConfig } from "./pipelock/pipelock_config.ts";
 
+/** RFC 2606 reserves `.invalid`: allowlisting only this allows nothing. */
+export const DENY_ALL_HOST = "nothing-allowed.invalid";
 /** Upstream CAs the bundle trusts besides the system roots, a `:`-separated list of files. */
 export const UPSTREAM_CA_ENV = "BOTTLE_UPSTREAM_CA_CERTS";
 
@@ -80,7 +82,9 @@ export async function writeBundleFiles(
   await writePrivateFile(
     f("pipelock.yaml"),
     pipelockConfig({
-      allowlist: plan.bundle.allowlist,
+      // pipelock's strict mode refuses an empty allowlist; an agent allowed
+      // nowhere gets one reserved name that never resolves instead.
+      allowlist: plan.bundle.allowlist.length > 0 ? plan.bundle.allowlist : [DENY_ALL_HOST],
       listen: `127.0.0.1:${plan.bundle.ports.pipelock}`,
       caCertPath: inBundle("pipelock-ca.pem"),
       caKeyPath: inBundle("pipelock-ca-key.pem"),

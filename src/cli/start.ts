@@ -8,6 +8,7 @@ import { backendFor } from "./backends.ts";
 import type { CliContext } from "./context.ts";
 import { buildCaFiles, readBuildCas } from "../build/build_cas.ts";
 import { SilentExit } from "../errors.ts";
+import { throwIfCancelled } from "../proc/signals.ts";
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -41,6 +42,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
         signal: ctx.signal,
         progress: (m) => ctx.err(`bottle: ${m}`),
       });
+      throwIfCancelled(ctx.signal); // a session ended by SIGTERM exits 143, after teardown
       if (opts.detach) ctx.out(plan.bottle.name);
       if (code !== 0) throw new SilentExit(code);
     });

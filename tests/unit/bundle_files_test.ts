@@ -82,3 +82,24 @@ Deno.test("bundle files: the pipelock config passes the stand-in's strict key ch
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("bundle files: an agent allowed nowhere still gets a valid strict pipelock config", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const def = {
+      ...builtinAgents().claude!,
+      command: ["sleep", "1000"],
+      anthropic: "none" as const,
+    };
+    const plan = makePlan(
+      { name: "quiet", definition: def, origin: "test", baseDir: "/", buildCaCerts: [] },
+      { suffix: "q1", stateRoot: root, ownerHost: "h", ownerPid: 1, hostEnvNames: new Set() },
+    );
+    assert.deepEqual(plan.bundle.allowlist, []);
+    const files = await writeBundleFiles(plan, { upstreamCaFiles: [] });
+    const yaml = await Deno.readTextFile(join(files.configDir, "pipelock.yaml"));
+    assert.match(yaml, /api_allowlist:\n\s+- "nothing-allowed\.invalid"\n/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -88,11 +88,13 @@ export async function launchDocker(req: LaunchRequest, docker = new DockerCli())
     user: plan.agent.user,
     workdir: plan.agent.workdir,
   });
+  // SIGTERM (or SIGINT where there is no TTY) ends the session, then teardown runs.
   const r = await docker.run(argv, {
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
     check: false,
+    signal,
   });
   return r.code;
 }

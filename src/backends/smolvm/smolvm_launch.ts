@@ -105,6 +105,7 @@ export async function launchSmolmachines(
     argv: asAgent(agentProgram(plan)),
     workdir: plan.agent.workdir,
     tty: Deno.stdin.isTerminal(),
+    signal,
   });
 }
 
