@@ -3,6 +3,7 @@
  * or a chunk-size line, and those extra bytes belong to whoever reads next
  * (a body, the next pipelined request, or a raw tunnel after a 101).
  */
+import { relay } from "./relay.ts";
 import type { Wire } from "./wire.ts";
 
 /** Thrown when a head or line is longer than its limit (maps to 431/400/502). */
@@ -77,6 +78,39 @@ export class BufferedWire implements Wire {
     if (chunk === null || chunk.length <= max) return chunk;
     this.unshift(chunk.subarray(max));
     return chunk.subarray(0, max);
+  }
+
+  /**
+   * Moves up to `limit` bytes (`Infinity`: to the end of the stream) to `to`
+   * and returns how many; fewer than `limit` when the stream ended first.
+   * `progress.bytes` grows with every completed write, for callers that
+   * account for the bytes moved before a failure. Never reads past `limit`.
+   */
+  async copyTo(to: Wire, limit: number, progress = { bytes: 0 }): Promise<number> {
+    const start = progress.bytes;
+    const left = () => limit - (progress.bytes - start);
+    // Bytes already taken from the socket (pushed back, or read while idle) go first.
+    while (left() > 0 && (this.#pending.length > 0 || this.#inflight)) {
+      const c = await this.readAtMost(left());
+      if (c === null) return progress.bytes - start;
+      await to.write(c);
+      progress.bytes += c.length;
+    }
+    if (left() <= 0) return progress.bytes - start;
+    const inner = this.inner;
+    if (!inner.readInto) {
+      // The socket hands out chunks of its own: write them as they come.
+      for (let c = await this.readAtMost(left()); c !== null;) {
+        await to.write(c);
+        progress.bytes += c.length;
+        if (left() <= 0) break;
+        c = await this.readAtMost(left());
+      }
+      return progress.bytes - start;
+    }
+    const readInto = inner.readInto.bind(inner);
+    await relay(readInto, (c) => to.write(c), left(), progress);
+    return progress.bytes - start;
   }
 
   /**

@@ -189,26 +189,17 @@ export async function copyBody(from: BufferedWire, to: Wire, framing: Framing): 
       return 0;
     case "length":
       return await copyExact(from, to, framing.length);
-    case "close": {
-      let n = 0;
-      for (let c = await from.read(); c !== null; c = await from.read()) {
-        await to.write(c);
-        n += c.length;
-      }
-      return n;
-    }
+    case "close":
+      return await from.copyTo(to, Infinity);
     case "chunked":
       return await copyChunked(from, to);
   }
 }
 
 async function copyExact(from: BufferedWire, to: Wire, length: number): Promise<number> {
-  let left = length;
-  while (left > 0) {
-    const c = await from.readAtMost(left);
-    if (c === null) throw new TruncatedError(`Connection closed with ${left} body bytes missing`);
-    await to.write(c);
-    left -= c.length;
+  const n = await from.copyTo(to, length);
+  if (n < length) {
+    throw new TruncatedError(`Connection closed with ${length - n} body bytes missing`);
   }
   return length;
 }

@@ -2,7 +2,7 @@
  * Byte pumping for tunnels and upgraded connections: both directions at once,
  * half-closes passed on, and a failure on either side closing both.
  */
-import type { Wire } from "./wire.ts";
+import type { BufferedWire } from "./buffered.ts";
 
 export interface PipeResult {
   /** Bytes from `a` to `b`. */
@@ -13,15 +13,12 @@ export interface PipeResult {
 }
 
 /** Pumps until both directions ended, then closes both wires. */
-export async function pipeBoth(a: Wire, b: Wire): Promise<PipeResult> {
+export async function pipeBoth(a: BufferedWire, b: BufferedWire): Promise<PipeResult> {
   let failure: Error | undefined;
-  const pump = async (from: Wire, to: Wire): Promise<number> => {
-    let n = 0;
+  const pump = async (from: BufferedWire, to: BufferedWire): Promise<number> => {
+    const moved = { bytes: 0 };
     try {
-      for (let c = await from.read(); c !== null; c = await from.read()) {
-        await to.write(c);
-        n += c.length;
-      }
+      await from.copyTo(to, Infinity, moved);
       await to.closeWrite();
     } catch (err) {
       // A reset is how many clients end a connection they are done with.
@@ -30,7 +27,7 @@ export async function pipeBoth(a: Wire, b: Wire): Promise<PipeResult> {
       a.close();
       b.close();
     }
-    return n;
+    return moved.bytes;
   };
   const [aToB, bToA] = await Promise.all([pump(a, b), pump(b, a)]);
   a.close();

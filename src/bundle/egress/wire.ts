@@ -4,13 +4,29 @@
  * that was accepted as plain TCP, which a CONNECT MITM needs) and Deno
  * connections on the upstream side (`Deno.startTls` verifies with extra CAs
  * on top of the root store). Everything above this file sees `Wire` only.
+ *
+ * Plain tunnels would be a little cheaper with the agent accepted by
+ * `Deno.listen` (no node stream per chunk), but then routed hosts need
+ * `node:tls` over a JS stream wrapping the `Deno.Conn`, which costs more than
+ * the tunnel saves; Deno has no server-side `startTls`.
  */
 import type { Duplex } from "node:stream";
 
 export interface Wire {
   /** The next chunk, or null at end of stream. Chunks are never reused by the wire. */
   read(): Promise<Uint8Array | null>;
-  /** Writes all of `chunk`, resolving once the socket can take more (backpressure). */
+  /**
+   * Reads into `buf`: the byte count (at least one), or null at end of stream.
+   * Optional: a wire that can fill the caller's buffer spares body and tunnel
+   * copies an allocation per chunk (see `BufferedWire.copyTo`). Node sockets
+   * hand out buffers of their own, so `NodeWire` has none.
+   */
+  readInto?(buf: Uint8Array): Promise<number | null>;
+  /**
+   * Writes all of `chunk`, resolving once the socket can take more
+   * (backpressure) and the wire no longer holds `chunk`: the caller may then
+   * reuse its buffer.
+   */
   write(chunk: Uint8Array): Promise<void>;
   /** Half-closes: no more writes, reads go on. */
   closeWrite(): Promise<void>;
@@ -68,25 +84,27 @@ export class NodeWire implements Wire {
     }
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
-    if (chunk.length === 0) return;
+  /**
+   * Resolves on the write's callback, when node has handed `chunk` to the
+   * socket: node keeps a reference to a queued chunk, and callers reuse
+   * their buffers. One write in flight at a time is also the backpressure.
+   */
+  write(chunk: Uint8Array): Promise<void> {
+    if (chunk.length === 0) return Promise.resolve();
     const s = this.socket;
-    if (this.#error) throw this.#error;
-    if (s.destroyed || s.writableEnded) throw new Error("Write to a closed connection");
-    if (s.write(chunk)) return;
-    await new Promise<void>((resolve, reject) => {
-      const done = () => {
-        s.off("drain", done);
+    if (this.#error) return Promise.reject(this.#error);
+    if (s.destroyed || s.writableEnded) {
+      return Promise.reject(new Error("Write to a closed connection"));
+    }
+    return new Promise<void>((resolve, reject) => {
+      // A socket torn down under a queued write may never call back.
+      const closed = () => reject(this.#error ?? new Error("Connection closed while writing"));
+      s.once("close", closed);
+      s.write(chunk, (err?: Error | null) => {
         s.off("close", closed);
-        resolve();
-      };
-      const closed = () => {
-        s.off("drain", done);
-        s.off("close", closed);
-        reject(this.#error ?? new Error("Connection closed while writing"));
-      };
-      s.on("drain", done);
-      s.on("close", closed);
+        if (err) reject(err);
+        else resolve();
+      });
     });
   }
 
@@ -142,20 +160,23 @@ export class DenoWire implements Wire {
   }
 
   async read(): Promise<Uint8Array | null> {
-    if (this.#closed) return null;
     const buf = this.#scratch;
-    let n: number | null;
+    const n = await this.readInto(buf);
+    // A copy of what arrived: a TLS read often fills a quarter of the
+    // buffer, and allocating a fresh 64 KiB per read costs more than copying.
+    return n === null ? null : buf.slice(0, n);
+  }
+
+  async readInto(buf: Uint8Array): Promise<number | null> {
+    if (this.#closed) return null;
     try {
-      n = await this.conn.read(buf);
+      return await this.conn.read(buf);
     } catch (err) {
       // Many servers close TLS without close_notify; HTTP framing, not TLS,
       // decides whether a message was complete.
       if (this.#closed || isEofLike(err)) return null;
       throw err;
     }
-    // A copy of what arrived: a TLS read often fills a quarter of the
-    // buffer, and allocating a fresh 64 KiB per read costs more than copying.
-    return n === null ? null : buf.slice(0, n);
   }
 
   async write(chunk: Uint8Array): Promise<void> {
