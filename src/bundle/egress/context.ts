@@ -106,3 +106,34 @@ export function auditHost(a: Authority, defaultPort: number): string {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * Refuses one request: answers the agent with `status` and the reason, and
+ * writes the "denied" audit line. Returns whether the connection stays open.
+ */
+export async function denyRequest(
+  ctx: EgressContext,
+  agent: BufferedWire,
+  r: {
+    method: string;
+    host: string;
+    path?: string | undefined;
+    status: number;
+    reason: string;
+    keep: boolean;
+  },
+): Promise<boolean> {
+  const bytes = simpleResponse(r.status, `egress: ${r.reason}\n`, { close: !r.keep });
+  await tryWrite(agent, bytes);
+  ctx.audit.write({
+    method: r.method,
+    host: r.host,
+    ...(r.path !== undefined ? { path: r.path } : {}),
+    status: r.status,
+    bytes_up: 0,
+    bytes_down: bytes.length,
+    decision: "denied",
+    reason: r.reason,
+  });
+  return r.keep;
+}

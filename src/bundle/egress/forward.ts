@@ -6,11 +6,10 @@
 import type { BufferedWire } from "./buffered.ts";
 import {
   auditHost,
+  denyRequest,
   type EgressContext,
   errorMessage,
   parseAuthority,
-  simpleResponse,
-  tryWrite,
 } from "./context.ts";
 import { exchange } from "./exchange.ts";
 import { stripProxyHeaders } from "./headers.ts";
@@ -81,24 +80,13 @@ export class PlainForwarder {
     return result.keepAgent;
   }
 
-  async #deny(
+  #deny(
     method: string,
     host: string,
     status: number,
     reason: string,
     keep: boolean,
   ): Promise<boolean> {
-    const bytes = simpleResponse(status, `egress: ${reason}\n`, { close: !keep });
-    await tryWrite(this.agent, bytes);
-    this.ctx.audit.write({
-      method,
-      host,
-      status,
-      bytes_up: 0,
-      bytes_down: bytes.length,
-      decision: "denied",
-      reason,
-    });
-    return keep;
+    return denyRequest(this.ctx, this.agent, { method, host, status, reason, keep });
   }
 }

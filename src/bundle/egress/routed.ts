@@ -14,6 +14,7 @@ import type { ResolvedRoute } from "./config.ts";
 import {
   auditHost,
   type Authority,
+  denyRequest,
   type EgressContext,
   errorMessage,
   parseAuthority,
@@ -235,25 +236,20 @@ class RoutedSession {
     }
   }
 
-  async #deny(
+  #deny(
     method: string,
     path: string | undefined,
     status: number,
     reason: string,
     keep: boolean,
   ): Promise<boolean> {
-    const bytes = simpleResponse(status, `egress: ${reason}\n`, { close: !keep });
-    await tryWrite(this.agent, bytes);
-    this.ctx.audit.write({
+    return denyRequest(this.ctx, this.agent, {
       method,
       host: this.host,
-      ...(path !== undefined ? { path } : {}),
+      path,
       status,
-      bytes_up: 0,
-      bytes_down: bytes.length,
-      decision: "denied",
       reason,
+      keep,
     });
-    return keep;
   }
 }
