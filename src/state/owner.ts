@@ -20,10 +20,10 @@ export async function ownerAlive(
     if (err instanceof Deno.errors.NotFound) return false;
   }
   // No /proc (macOS): ask kill(1), which signals nothing with -0.
-  const r = await new Deno.Command("kill", {
-    args: ["-0", String(pid)],
+  const r = await run(["kill", "-0", String(pid)], {
+    check: false,
     stdout: "null",
     stderr: "null",
-  }).output();
-  return r.success;
+  });
+  return r.code === 0;
 }

@@ -124,7 +124,9 @@ Deno.test("cli: doctor reports a missing docker with a fix and exits 1", async (
 });
 
 Deno.test("cli: a missing docker is one clear message and exit 2", async () => {
-  const r = await cli(["ls"], { env: { BOTTLE_DOCKER: "/nonexistent/docker", SMOLVM: "/nonexistent/smolvm" } });
+  const r = await cli(["ls"], {
+    env: { BOTTLE_DOCKER: "/nonexistent/docker", SMOLVM: "/nonexistent/smolvm" },
+  });
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^bottle: Cannot run "\/nonexistent\/docker".*bottle doctor/);
 });
@@ -134,10 +136,34 @@ Deno.test("cli: logs shows a bottle's audit log readably and as JSON", async () 
   const logs = join(home, ".local", "state", "bottle", "bottles", "claude-x1", "logs");
   await Deno.mkdir(logs, { recursive: true });
   const lines = [
-    { time: "2026-11-24T06:00:01.000Z", bottle: "claude-x1", method: "POST", host: "api.anthropic.com", path: "/v1/messages", status: 200, bytes_up: 2048, bytes_down: 3 * 1024 * 1024, decision: "routed", reason: "" },
-    { time: "2026-11-24T06:00:02.000Z", bottle: "claude-x1", method: "CONNECT", host: "evil.example", status: 403, bytes_up: 0, bytes_down: 0, decision: "denied", reason: "not in allowlist" },
+    {
+      time: "2026-11-24T06:00:01.000Z",
+      bottle: "claude-x1",
+      method: "POST",
+      host: "api.anthropic.com",
+      path: "/v1/messages",
+      status: 200,
+      bytes_up: 2048,
+      bytes_down: 3 * 1024 * 1024,
+      decision: "routed",
+      reason: "",
+    },
+    {
+      time: "2026-11-24T06:00:02.000Z",
+      bottle: "claude-x1",
+      method: "CONNECT",
+      host: "evil.example",
+      status: 403,
+      bytes_up: 0,
+      bytes_down: 0,
+      decision: "denied",
+      reason: "not in allowlist",
+    },
   ];
-  await Deno.writeTextFile(join(logs, "audit.jsonl"), lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+  await Deno.writeTextFile(
+    join(logs, "audit.jsonl"),
+    lines.map((l) => JSON.stringify(l)).join("\n") + "\n",
+  );
   const r = await cli(["logs", "claude-x1"], { home });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(
