@@ -63,7 +63,7 @@ const INPUTS: Record<string, PipelockConfigInput> = {
     allowlist: [
       "GitHub.com",
       "*.githubusercontent.com",
-      "registry.npmjs.org.",
+      "docs.example.org.",
       "api.anthropic.com",
     ],
     injectedHeaders: ["authorization", "X-Api-Key", "private-token", "AUTHORIZATION"],
@@ -115,8 +115,8 @@ Deno.test("strict mode, version 1, enforcing, with the normalized allowlist", ()
   assert.deepEqual(c.api_allowlist, [
     "*.githubusercontent.com",
     "api.anthropic.com",
+    "docs.example.org",
     "github.com",
-    "registry.npmjs.org",
   ]);
 });
 
