@@ -34,7 +34,8 @@
  * tar -x -C DIR`), so a change is measured against its parent in the same
  * run. Needs curl; squid if installed (`apt-get install -y squid`).
  */
-import { run, spawn, type Spawned } from "../src/proc/runner.ts";
+import { type Daemon, startDaemon } from "../tests/helpers/start_daemon.ts";
+import { run, spawn } from "../src/proc/runner.ts";
 import { loadCa, mintCa } from "../src/tls/ca.ts";
 import { mintLeaf } from "../src/tls/leaf.ts";
 
@@ -111,32 +112,6 @@ function closeQuietly(conn: Deno.Conn): void {
   }
 }
 
-interface Daemon {
-  proc: Spawned;
-  port: number;
-}
-
-async function startDaemon(argv: string[], env: Record<string, string> = {}): Promise<Daemon> {
-  const proc = spawn(argv, { env, stdout: "null", stderr: "capture" });
-  let text = "";
-  const port = Promise.withResolvers<number>();
-  (async () => {
-    const dec = new TextDecoder();
-    for await (const chunk of proc.process.stderr) {
-      text += dec.decode(chunk, { stream: true });
-      const m = /listening on [^\s]*:(\d+)/.exec(text);
-      if (m) port.resolve(Number(m[1]));
-    }
-    port.reject(new Error(`${argv.slice(0, 4).join(" ")} exited: ${text}`));
-  })().catch(() => {});
-  const timer = setTimeout(() => port.reject(new Error(`Timed out starting ${argv[3]}`)), 30_000);
-  try {
-    return { proc, port: await port.promise };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -204,7 +179,7 @@ async function startSquid(
   );
   const proc = spawn([squid, "-N", "-f", `${sq}/squid.conf`], { stdout: "null", stderr: "null" });
   await waitForPort(port, "squid");
-  return { daemon: { proc, port }, dir: sq };
+  return { daemon: { proc, port, stderr: () => "" }, dir: sq };
 }
 
 interface Path {

@@ -3,46 +3,16 @@
  * (the pipelock stand-in, egress) in front of a local HTTPS test upstream,
  * driven by curl the way an agent's HTTPS_PROXY traffic would be.
  */
+import { type Daemon, startDaemon } from "../helpers/start_daemon.ts";
 import assert from "node:assert/strict";
 import { egressPermissions } from "../../src/bundle/egress/main.ts";
 import { mintCa } from "../../src/tls/ca.ts";
-import { run, spawn, type Spawned } from "../../src/proc/runner.ts";
+import { run, spawn } from "../../src/proc/runner.ts";
 import { startTestUpstream, type TestUpstream } from "../fakes/test_upstream.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SECRET = "sk-test-REAL-secret-0123456789abcdef";
 const PLACEHOLDER = "placeholder-key";
-
-interface Daemon {
-  proc: Spawned;
-  port: number;
-  stderr(): string;
-}
-
-/** Starts `argv` and waits for its "listening on HOST:PORT" line on stderr. */
-async function startDaemon(argv: string[], env: Record<string, string> = {}): Promise<Daemon> {
-  const proc = spawn(argv, { env, stdout: "null", stderr: "capture" });
-  let text = "";
-  const found = Promise.withResolvers<number>();
-  (async () => {
-    const dec = new TextDecoder();
-    for await (const chunk of proc.process.stderr) {
-      text += dec.decode(chunk, { stream: true });
-      const m = /listening on [^\s]*:(\d+)/.exec(text);
-      if (m) found.resolve(Number(m[1]));
-    }
-    found.reject(new Error(`"${argv.join(" ")}" exited before listening: ${text}`));
-  })().catch(() => {});
-  const timer = setTimeout(
-    () => found.reject(new Error(`timeout starting ${argv[2]}: ${text}`)),
-    30_000,
-  );
-  try {
-    return { proc, port: await found.promise, stderr: () => text };
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 interface Stack extends AsyncDisposable {
   upstream: TestUpstream;
