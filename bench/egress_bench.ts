@@ -34,7 +34,7 @@
  * tar -x -C DIR`), so a change is measured against its parent in the same
  * run. Needs curl; squid if installed (`apt-get install -y squid`).
  */
-import { type Daemon, startDaemon } from "../tests/helpers/start_daemon.ts";
+import { type Daemon, startDaemon, startPipelockStandin } from "../tests/helpers/start_daemon.ts";
 import { run, spawn } from "../src/proc/runner.ts";
 import { loadCa, mintCa } from "../src/tls/ca.ts";
 import { mintLeaf } from "../src/tls/leaf.ts";
@@ -293,21 +293,7 @@ async function main(args: string[]): Promise<void> {
     );
     const standin = track(
       "stand-in",
-      await startDaemon([
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${ROOT}tests/fakes/pipelock_standin.ts`,
-        "run",
-        "--config",
-        `${dir}/pipelock.yaml`,
-        "--listen",
-        "127.0.0.1:0",
-        "--resolve",
-        "api.test.local=127.0.0.1",
-        "--resolve",
-        "open.test.local=127.0.0.1",
-      ]),
+      await startPipelockStandin(`${dir}/pipelock.yaml`, ["api.test.local", "open.test.local"]),
     );
     const squidBin = findSquid();
     const squids: { name: string; parent?: Daemon }[] = squidBin

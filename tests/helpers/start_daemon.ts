@@ -35,3 +35,21 @@ export async function startDaemon(
     clearTimeout(timer);
   }
 }
+
+const STANDIN = new URL("../fakes/pipelock_standin.ts", import.meta.url).pathname;
+
+/** The pipelock stand-in on a free loopback port, with `names` resolved to 127.0.0.1. */
+export function startPipelockStandin(config: string, names: string[]): Promise<Daemon> {
+  return startDaemon([
+    Deno.execPath(),
+    "run",
+    "-A",
+    STANDIN,
+    "run",
+    "--config",
+    config,
+    "--listen",
+    "127.0.0.1:0",
+    ...names.flatMap((n) => ["--resolve", `${n}=127.0.0.1`]),
+  ]);
+}

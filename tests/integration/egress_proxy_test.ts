@@ -3,7 +3,7 @@
  * (the pipelock stand-in, egress) in front of a local HTTPS test upstream,
  * driven by curl the way an agent's HTTPS_PROXY traffic would be.
  */
-import { type Daemon, startDaemon } from "../helpers/start_daemon.ts";
+import { type Daemon, startDaemon, startPipelockStandin } from "../helpers/start_daemon.ts";
 import assert from "node:assert/strict";
 import { egressPermissions } from "../../src/bundle/egress/main.ts";
 import { mintCa } from "../../src/tls/ca.ts";
@@ -49,26 +49,12 @@ async function startStack(options: { trustUpstream?: boolean } = {}): Promise<St
         "",
       ].join("\n"),
     );
-    const standin = await startDaemon([
-      Deno.execPath(),
-      "run",
-      "-A",
-      `${ROOT}tests/fakes/pipelock_standin.ts`,
-      "run",
-      "--config",
-      pipelockConfig,
-      "--listen",
-      "127.0.0.1:0",
-      "--resolve",
-      "api.test.local=127.0.0.1",
-      "--resolve",
-      "open.test.local=127.0.0.1",
-      "--resolve",
-      "blocked.test.local=127.0.0.1",
-      "--resolve",
-      "plain.test.local=127.0.0.1",
-      "--resolve",
-      "refused.test.local=127.0.0.1",
+    const standin = await startPipelockStandin(pipelockConfig, [
+      "api.test.local",
+      "open.test.local",
+      "blocked.test.local",
+      "plain.test.local",
+      "refused.test.local",
     ]);
     cleanups.push(async () => {
       standin.proc.kill("SIGKILL");

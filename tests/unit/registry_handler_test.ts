@@ -9,6 +9,7 @@ import {
   type BuiltImage,
   fakeLayer,
   legacyArchive,
+  noiseLayer,
   OCI_INDEX,
   OCI_MANIFEST,
   ociArchive,
@@ -300,19 +301,6 @@ Deno.test("registry handler: invalid references are refused when the handler is 
     );
   }
 });
-
-/** Pseudo-random bytes (xorshift32) with no short period, so a shifted body never matches. */
-function noiseLayer(size: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  let x = 0x2545f491;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 Deno.test("registry handler: native file bodies are large blobs over HTTP/1 that Content-Length ends", async () => {
   const big = noiseLayer((2 << 20) + 3);

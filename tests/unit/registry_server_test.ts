@@ -4,24 +4,12 @@ import { DOCKER_MANIFEST_V2 } from "../../src/registry/media_types.ts";
 import {
   fakeLayer,
   legacyArchive,
+  noiseLayer,
   ociArchive,
   sha256,
   tempArchive,
 } from "../testdata/registry/archive_fixtures.ts";
 import { tarBytes } from "../testdata/registry/tar_writer.ts";
-
-/** Pseudo-random bytes (xorshift32) with no short period, so a shifted body never matches. */
-function noiseLayer(size: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  let x = 0x9e3779b9;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 interface RawResponse {
   status: number;
@@ -183,7 +171,7 @@ Deno.test("registry server: clear errors for unknown images and duplicate refs",
 });
 
 Deno.test("registry server: large blobs over HTTP/1.1 end at Content-Length, pipelined on one connection", async () => {
-  const big = noiseLayer((3 << 20) + 5);
+  const big = noiseLayer((3 << 20) + 5, 0x9e3779b9);
   const small = fakeLayer("after", 3000);
   const { bytes } = legacyArchive([{ repoTags: ["a:1"], layers: [big, small] }]);
   await using tmp = await tempArchive(bytes);
@@ -215,7 +203,7 @@ Deno.test("registry server: large blobs over HTTP/1.1 end at Content-Length, pip
 });
 
 Deno.test("registry server: HTTP/2 clients get exact blob bodies", async () => {
-  const big = noiseLayer((2 << 20) + 7);
+  const big = noiseLayer((2 << 20) + 7, 0x9e3779b9);
   const { bytes } = legacyArchive([{ repoTags: ["a:1"], layers: [big, fakeLayer("after")] }]);
   await using tmp = await tempArchive(bytes);
   await using reg = await serveRegistry({ archives: [{ path: tmp.path }] });
@@ -229,7 +217,7 @@ Deno.test("registry server: HTTP/2 clients get exact blob bodies", async () => {
 });
 
 Deno.test("registry server: blobs come from the indexed file after its path is replaced", async () => {
-  const big = noiseLayer(2 << 20);
+  const big = noiseLayer(2 << 20, 0x9e3779b9);
   const { bytes } = legacyArchive([{ repoTags: ["a:1"], layers: [big] }]);
   await using tmp = await tempArchive(bytes);
   await using other = await tempArchive(new Uint8Array(bytes.length).fill(7));

@@ -30,6 +30,22 @@ export function fakeLayer(seed: string, size = 1000): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * Pseudo-random bytes (xorshift32 from `seed`) with no short period, so a
+ * body shifted by any offset never matches: for tests of byte-exact serving.
+ */
+export function noiseLayer(size: number, seed = 0x2545f491): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
 export interface BuiltImage {
   config: Uint8Array;
   configDigest: string;
