@@ -10,12 +10,18 @@
  *                                    -> stand-in -> upstream (TLS again)
  *   egress tunnel -> squid      the same two with squid as egress's upstream proxy
  *   egress routed -> squid
+ *   squid ssl-bump              curl -> squid (TLS terminated with its own CA, re-encrypted)
+ *                                    -> upstream
  *
  * Egress always sits in front of another proxy (pipelock), so the like-for-
  * like comparison is squid in the same place: "squid -> stand-in" against
  * "egress tunnel -> stand-in". The "-> squid" paths put a fast C proxy
  * behind egress, so the stand-in (Deno, slower than pipelock's Go) is not
- * what limits them.
+ * what limits them. A routed request does more than any tunnel (TLS is
+ * decrypted and encrypted again), so its like-for-like reference is squid
+ * doing the same: "squid ssl-bump" (Debian's squid-openssl package, which
+ * replaces squid; skipped with plain squid). Routed paths are also given as
+ * a ratio of it.
  *
  * Latency: 500 sequential keep-alive GETs on one connection (plus 20 warm-up),
  * each timed by curl (`time_total`). Throughput: a 100 MB download. Rounds
@@ -32,7 +38,8 @@
  * `--baseline DIR` also runs the egress of another checkout (DIR holds its
  * `deno.json` and `src/`, e.g. `git archive HEAD src deno.json deno.lock |
  * tar -x -C DIR`), so a change is measured against its parent in the same
- * run. Needs curl; squid if installed (`apt-get install -y squid`).
+ * run. Needs curl; squid if installed (`apt-get install -y squid-openssl`, or
+ * `squid` without the ssl-bump path).
  */
 import { type Daemon, startDaemon, startPipelockStandin } from "../tests/helpers/start_daemon.ts";
 import { run, spawn } from "../src/proc/runner.ts";
@@ -143,10 +150,35 @@ function findSquid(): string | undefined {
   });
 }
 
-/** A squid forward proxy; with `parentPort`, it sends everything through that proxy. */
+/** Where Debian's squid-openssl keeps the helper that mints bumped certificates. */
+const SQUID_CERTGEN = "/usr/lib/squid/security_file_certgen";
+
+/** Whether `squid` was built with OpenSSL and has its certificate helper: ssl-bump works. */
+async function squidCanBump(squid: string): Promise<boolean> {
+  const v = await run([squid, "-v"], { check: false });
+  try {
+    return v.stdout.includes("--with-openssl") && Deno.statSync(SQUID_CERTGEN).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** TLS interception for squid: its CA, and the CA it trusts upstream (PEM). */
+interface SquidBump {
+  caCertPem: string;
+  caKeyPem: string;
+  upstreamCaPem: string;
+}
+
+/**
+ * A squid forward proxy; with `parentPort`, it sends everything through that
+ * proxy; with `bump`, it terminates every CONNECT's TLS with certificates
+ * minted from `bump`'s CA and opens its own TLS upstream.
+ */
 async function startSquid(
   squid: string,
   parentPort?: number,
+  bump?: SquidBump,
 ): Promise<{ daemon: Daemon; dir: string }> {
   const port = freePort();
   // Its own directory, open to all: squid started as root drops to its
@@ -154,10 +186,32 @@ async function startSquid(
   const sq = await Deno.makeTempDir({ prefix: "egress-bench-squid-" });
   await Deno.chmod(sq, 0o777);
   await Deno.writeTextFile(`${sq}/hosts`, "127.0.0.1 api.test.local open.test.local\n");
+  if (bump) {
+    // In squid's own directory, which its effective user can read.
+    await Deno.writeTextFile(`${sq}/ca.pem`, bump.caCertPem);
+    await Deno.writeTextFile(`${sq}/ca-key.pem`, bump.caKeyPem);
+    await Deno.writeTextFile(`${sq}/upstream-ca.pem`, bump.upstreamCaPem);
+    await run([SQUID_CERTGEN, "-c", "-s", `${sq}/ssl_db`, "-M", "4MB"]);
+    await run(["chmod", "-R", "a+rX", sq]);
+    await run(["chmod", "-R", "a+rwX", `${sq}/ssl_db`]);
+  }
   await Deno.writeTextFile(
     `${sq}/squid.conf`,
     [
-      `http_port 127.0.0.1:${port}`,
+      bump
+        ? `http_port 127.0.0.1:${port} ssl-bump generate-host-certificates=on ` +
+          `dynamic_cert_mem_cache_size=4MB tls-cert=${sq}/ca.pem tls-key=${sq}/ca-key.pem`
+        : `http_port 127.0.0.1:${port}`,
+      ...(bump
+        ? [
+          `sslcrtd_program ${SQUID_CERTGEN} -s ${sq}/ssl_db -M 4MB`,
+          "sslcrtd_children 2 startup=1",
+          "acl step1 at_step SslBump1",
+          "ssl_bump peek step1",
+          "ssl_bump bump all",
+          `tls_outgoing_options cafile=${sq}/upstream-ca.pem`,
+        ]
+        : []),
       "http_access allow localhost",
       "http_access deny all",
       "cache deny all",
@@ -296,12 +350,25 @@ async function main(args: string[]): Promise<void> {
       await startPipelockStandin(`${dir}/pipelock.yaml`, ["api.test.local", "open.test.local"]),
     );
     const squidBin = findSquid();
-    const squids: { name: string; parent?: Daemon }[] = squidBin
-      ? [{ name: "squid" }, { name: "squid(->stand-in)", parent: standin }]
+    const bumpCa = await mintCa({ commonName: "bench squid ssl-bump CA" });
+    const squidBumpCa = `${dir}/squid-bump-ca.pem`;
+    await Deno.writeTextFile(squidBumpCa, bumpCa.certPem);
+    const bump: SquidBump = {
+      caCertPem: bumpCa.certPem,
+      caKeyPem: bumpCa.keyPem,
+      upstreamCaPem: await Deno.readTextFile(upstreamCa),
+    };
+    const canBump = squidBin !== undefined && await squidCanBump(squidBin);
+    const squids: { name: string; parent?: Daemon; bump?: SquidBump }[] = squidBin
+      ? [
+        { name: "squid" },
+        { name: "squid(->stand-in)", parent: standin },
+        ...(canBump ? [{ name: "squid(bump)", bump }] : []),
+      ]
       : [];
     const squidPorts = new Map<string, number>();
     for (const s of squids) {
-      const started = await startSquid(squidBin!, s.parent?.port);
+      const started = await startSquid(squidBin!, s.parent?.port, s.bump);
       track(s.name, started.daemon);
       cleanupDirs.push(started.dir);
       squidPorts.set(s.name, started.daemon.port);
@@ -391,6 +458,15 @@ async function main(args: string[]): Promise<void> {
         procs: ["squid(->stand-in)", "stand-in"],
       });
     }
+    const bumpPort = squidPorts.get("squid(bump)");
+    if (bumpPort !== undefined) {
+      paths.push({
+        name: "squid ssl-bump",
+        host: "api.test.local",
+        args: [...via(bumpPort), "--cacert", squidBumpCa],
+        procs: ["squid(bump)"],
+      });
+    }
     for (const e of egresses) {
       const procs = [`${e.label}(->${e.via})`, ...(e.via === "stand-in" ? ["stand-in"] : [e.via])];
       paths.push({
@@ -411,7 +487,10 @@ async function main(args: string[]): Promise<void> {
       `egress bench: loopback, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ` +
         `${opts.rounds} rounds`,
     );
-    if (!squidBin) console.log("squid: not installed (apt-get install -y squid); skipped");
+    if (!squidBin) console.log("squid: not installed (apt-get install -y squid-openssl); skipped");
+    else if (!canBump) {
+      console.log("squid ssl-bump: this squid has no OpenSSL (apt-get install -y squid-openssl)");
+    }
     if (opts.baseline) console.log(`baseline egress: ${opts.baseline}`);
     const load = () => Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
     console.log(`load average before: ${load()}`);
@@ -466,9 +545,13 @@ async function main(args: string[]): Promise<void> {
       `\nthroughput, ${DOWNLOAD_BYTES / 1024 / 1024} MB download, median of ${opts.rounds}, MB/s ` +
         `(all rounds in brackets):`,
     );
+    const bumpT = tput.get("squid ssl-bump");
     for (const p of paths) {
       const t = tput.get(p.name)!;
-      const vsSquid = squidT ? `  x${(t / squidT).toFixed(2)} squid` : "";
+      const vsBump = bumpT && p.host === "api.test.local" && p.name !== "direct"
+        ? `  x${(t / bumpT).toFixed(2)} squid ssl-bump`
+        : "";
+      const vsSquid = (squidT ? `  x${(t / squidT).toFixed(2)} squid` : "") + vsBump;
       const all = tputRuns.get(p.name)!.map((x) => x.toFixed(0)).join(" ");
       console.log(
         `  ${p.name.padEnd(w)}  ${t.toFixed(0).padStart(5)}  (x${
