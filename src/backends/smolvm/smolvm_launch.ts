@@ -138,20 +138,27 @@ async function containerAddress(
   return ip;
 }
 
-async function assertReachable(ip: string, port: number): Promise<void> {
+/**
+ * Refuses, before any VM exists, an engine whose container addresses this
+ * host cannot reach: smolvm's gateway could not reach the bundle either.
+ */
+export async function assertReachable(ip: string, port: number): Promise<void> {
   try {
-    const conn = await Promise.race([
-      Deno.connect({ hostname: ip, port }),
-      new Promise<never>((_, rej) =>
-        setTimeout(() => rej(new Error("timed out")), REACH_TIMEOUT_MS)
-      ),
-    ]);
+    const conn = await Deno.connect({
+      hostname: ip,
+      port,
+      signal: AbortSignal.timeout(REACH_TIMEOUT_MS),
+    });
     conn.close();
   } catch (err) {
+    const reason = err instanceof DOMException && err.name === "TimeoutError"
+      ? `no answer in ${REACH_TIMEOUT_MS / 1000} s`
+      : (err as Error).message;
     throw new UserError(
-      `The bundle at ${ip}:${port} is not reachable from this host (${(err as Error).message}): ` +
+      `The bundle at ${ip}:${port} is not reachable from this host (${reason}): ` +
         "the smolmachines backend needs an engine whose container addresses the host can route to " +
-        "(Docker Engine on Linux, OrbStack); Docker Desktop and Colima keep them inside their VM",
+        "(Docker Engine on Linux, OrbStack); Docker Desktop and Colima keep them inside their VM. " +
+        "Use --backend docker with this engine.",
     );
   }
 }
