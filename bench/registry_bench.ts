@@ -219,18 +219,8 @@ async function registryAndPush(image: string): Promise<RegistryPush> {
 async function httpMBps(url: string, size: number): Promise<number> {
   const rates: number[] = [];
   for (let i = 0; i <= THROUGHPUT_RUNS; i++) {
-    const out = await sh([
-      "curl",
-      "-sf",
-      "-o",
-      "/dev/null",
-      "-w",
-      "%{size_download} %{time_total}",
-      url,
-    ]);
-    const [bytes, seconds] = out.split(" ").map(Number);
-    if (bytes !== size) throw new Error(`curl got ${bytes} bytes from "${url}", expected ${size}`);
-    if (i > 0) rates.push(size / seconds! / 1e6);
+    const rate = await curlMBps(url, size);
+    if (i > 0) rates.push(rate);
   }
   return median(rates);
 }
