@@ -1,6 +1,6 @@
 /**
  * `deno task compile`: the release binaries, one per target, in dist/.
- * The bundle daemons are bundled to dist/bottle-bundle.js first and carried
+ * The bundle daemons are bundled to dist/bottle-bundle/ first and carried
  * inside each binary with the image build contexts (images/). deno compile
  * needs a `denort` runtime per target; where it cannot be downloaded, point
  * DENORT_BIN at a local one (it then serves the target it was built for).
@@ -36,8 +36,9 @@ for (const t of wanted) {
 const targets = wanted.length ? wanted : Object.keys(TARGETS);
 
 await Deno.mkdir(join(ROOT, "dist"), { recursive: true });
-await bundle(join(ROOT, "dist", "bottle-bundle.js"));
-console.log("bundled dist/bottle-bundle.js");
+await Deno.remove(join(ROOT, "dist", "bottle-bundle"), { recursive: true }).catch(() => {});
+await bundle(join(ROOT, "dist", "bottle-bundle"));
+console.log("bundled dist/bottle-bundle/");
 
 const failed: string[] = [];
 for (const target of targets) {
@@ -51,7 +52,10 @@ for (const target of targets) {
     "--include",
     join(ROOT, "images"),
     "--include",
-    join(ROOT, "dist", "bottle-bundle.js"),
+    join(ROOT, "dist", "bottle-bundle"),
+    // Workers are not found by following imports.
+    "--include",
+    join(ROOT, "src", "tls", "mint_worker.ts"),
     "--output",
     output,
     join(ROOT, "main.ts"),

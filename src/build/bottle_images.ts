@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { DockerCli } from "../backends/docker/docker_cli.ts";
+import type { DockerCli } from "../engine/docker_cli.ts";
 import type { ImagePlan } from "../plan/plan_types.ts";
 import { type BuildOptions, ensureImage } from "./build_image.ts";
 import { writeBundleScript } from "./bundle_script.ts";
@@ -50,8 +50,10 @@ export async function ensureBundleImage(
 ): Promise<string> {
   const contextDir = await Deno.makeTempDir({ prefix: "bottle-bundle-context-" });
   try {
-    await Deno.copyFile(join(IMAGES_DIR, "bundle", "Dockerfile"), join(contextDir, "Dockerfile"));
-    await writeBundleScript(join(contextDir, "bottle-bundle.js"), inputs.cacheDir);
+    for (const f of ["Dockerfile", "bottle-forward.c"]) {
+      await Deno.copyFile(join(IMAGES_DIR, "bundle", f), join(contextDir, f));
+    }
+    await writeBundleScript(join(contextDir, "bottle-bundle"), inputs.cacheDir);
     const pipelock = inputs.env[PIPELOCK_IMAGE_ENV];
     try {
       return await ensureImage(docker, {

@@ -3,7 +3,7 @@
  * start finds the tag and skips `docker build`. The build's own output is
  * shown as progress, and a failed build says which image and why.
  */
-import type { DockerCli } from "../backends/docker/docker_cli.ts";
+import type { DockerCli } from "../engine/docker_cli.ts";
 import { CommandError } from "../proc/runner.ts";
 import { CONTEXT_HASH, MANAGED } from "../labels.ts";
 import { contextHash } from "./context_hash.ts";

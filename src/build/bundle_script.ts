@@ -1,10 +1,12 @@
 /**
- * Writes bottle-bundle.js, the bundle daemons as one self-contained script,
- * into a build context. From a source checkout it is made with `deno bundle`
- * (npm dependencies inlined, so the bundle needs no network at run time); a
- * compiled bottle carries the file made at release time (`deno task compile`).
- * Bundling takes a second or two, so from source the result is cached by a
- * hash of the sources and the lock file.
+ * Writes bottle-bundle/, the bundle daemons as self-contained JavaScript,
+ * into a build context. It is made with `deno bundle --code-splitting`
+ * (npm dependencies inlined, so the bundle needs no network at run time),
+ * one small entry chunk per daemon: init starts in tens of milliseconds
+ * because it never loads what egress needs. From a source checkout the
+ * result is cached by a hash of the sources and the lock file (bundling
+ * takes a second or two); a compiled bottle carries the dir made at release
+ * time (`deno task compile`).
  */
 import { basename, join } from "node:path";
 import { contextHash } from "./context_hash.ts";
@@ -13,35 +15,38 @@ import { fileURLToPath as fromFileUrl } from "node:url";
 import { run } from "../proc/runner.ts";
 
 const ENTRY = new URL("../bundle/main.ts", import.meta.url);
-const PREBUILT = new URL("../../dist/bottle-bundle.js", import.meta.url);
+const PREBUILT = new URL("../../dist/bottle-bundle/", import.meta.url);
 /** The import map lives in deno.json; bundling may run from any directory. */
 const DENO_JSON = new URL("../../deno.json", import.meta.url);
 const DENO_LOCK = new URL("../../deno.lock", import.meta.url);
 const SRC = new URL("../", import.meta.url);
+/** The entry point inside the bundle dir (what the bundle image runs). */
+export const BUNDLE_ENTRY = "main.js";
 
-export async function writeBundleScript(dest: string, cacheDir: string): Promise<void> {
+export async function writeBundleScript(destDir: string, cacheDir: string): Promise<void> {
+  let source = fromFileUrl(PREBUILT);
   if (isDenoCli()) {
     const key = await contextHash(
       fromFileUrl(SRC),
       [fromFileUrl(DENO_JSON), fromFileUrl(DENO_LOCK)],
-      { deno: Deno.version.deno },
+      { deno: Deno.version.deno, layout: "split-1" },
     );
-    const cached = join(cacheDir, "bundle-script", `${key.slice(0, 16)}.js`);
-    if (!(await pathExists(cached))) {
+    source = join(cacheDir, "bundle-script", key.slice(0, 16));
+    if (!(await pathExists(source))) {
       await Deno.mkdir(join(cacheDir, "bundle-script"), { recursive: true, mode: 0o700 });
-      // deno bundle reads the output format from the extension: keep ".js".
-      const partial = cached.replace(/\.js$/, ".partial.js");
+      const partial = `${source}.${Deno.pid}.partial`;
       await bundle(partial);
-      await Deno.rename(partial, cached);
+      await Deno.rename(partial, source);
     }
-    await Deno.copyFile(cached, dest);
-    return;
   }
-  await Deno.copyFile(fromFileUrl(PREBUILT), dest);
+  await Deno.mkdir(destDir, { recursive: true });
+  for await (const e of Deno.readDir(source)) {
+    if (e.isFile) await Deno.copyFile(join(source, e.name), join(destDir, e.name));
+  }
 }
 
-/** Bundles the daemons' entry point with `deno bundle`. */
-export async function bundle(dest: string): Promise<void> {
+/** Bundles the daemons' entry point with `deno bundle` into `outDir`. */
+export async function bundle(outDir: string): Promise<void> {
   await run([
     Deno.execPath(),
     "bundle",
@@ -49,10 +54,14 @@ export async function bundle(dest: string): Promise<void> {
     "--config",
     fromFileUrl(DENO_JSON),
     "--platform=deno",
+    "--code-splitting",
+    "--outdir",
+    outDir,
     fromFileUrl(ENTRY),
-    "-o",
-    dest,
   ]);
+  if (!(await pathExists(join(outDir, BUNDLE_ENTRY)))) {
+    throw new Error(`deno bundle wrote no ${BUNDLE_ENTRY} in "${outDir}"`);
+  }
 }
 
 /** True when running under the `deno` CLI (from source), not a compiled bottle. */

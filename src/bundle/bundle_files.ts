@@ -1,14 +1,16 @@
 /**
- * Host side of the bundle: writes everything a bottle's bundle reads at
- * start into its state dir (mounted read-only at /etc/bottle): the manifest
- * for init, egress's and pipelock's configs, and the two per-bottle CAs
- * minted in-process. No secret value is written: routes name the env var of
- * the egress process that holds each one.
+ * Host side of the bundle: makes, in memory, everything the bundle reads at
+ * start: the manifest for init, egress's and pipelock's configs, the two
+ * per-bottle CAs minted in-process, and the extra upstream CAs. They are
+ * copied into the bundle container before it starts (plan:
+ * `bundle.container.copyIn`), never written to the host's disk, so CA keys
+ * live only in the bundle and the engine need not share this host's
+ * filesystem. No secret value is in them: routes name the env var of the
+ * egress process that holds each one.
  */
-import { join } from "node:path";
 import type { Plan } from "../plan/plan_types.ts";
-import { mintCa } from "../tls/ca.ts";
-import { makePrivateDir, writePrivateFile } from "../state/private_files.ts";
+import type { MintedCa } from "../tls/ca.ts";
+import { type MintCas, mintCasHere } from "../tls/ca_minter.ts";
 import type { BundleManifest } from "./init/bundle_manifest.ts";
 import { AUDIT_LOG_IN_BUNDLE, BUNDLE_CONFIG_DIR } from "./init/bundle_manifest.ts";
 import type { EgressConfig } from "./egress/config.ts";
@@ -16,42 +18,33 @@ import { pipelockConfig } from "./pipelock/pipelock_config.ts";
 
 /** RFC 2606 reserves `.invalid`: allowlisting only this allows nothing. */
 export const DENY_ALL_HOST = "nothing-allowed.invalid";
-/** Upstream CAs the bundle trusts besides the system roots, a `:`-separated list of files. */
-export const UPSTREAM_CA_ENV = "BOTTLE_UPSTREAM_CA_CERTS";
 
 export interface BundleFiles {
-  /** Host dir mounted at /etc/bottle. */
-  configDir: string;
-  /** Host dir mounted at /var/log/bottle (audit log). */
-  logDir: string;
+  /** File name (in the bundle's config dir) -> contents. */
+  files: Map<string, string>;
   /** PEM of every CA the agent must trust (egress's and pipelock's). */
   agentTrustPem: string;
-  agentTrustFile: string;
 }
 
-export async function writeBundleFiles(
+export async function makeBundleFiles(
   plan: Plan,
-  opts: { upstreamCaFiles: string[] },
+  mintCas: MintCas = mintCasHere,
 ): Promise<BundleFiles> {
-  const configDir = join(plan.bottle.stateDir, "bundle");
-  const logDir = join(plan.bottle.stateDir, "logs");
-  await makePrivateDir(configDir);
-  await makePrivateDir(logDir);
-  // The bundle runs as the invoking user, so 0700/0600 still let it read these.
-
-  const egressCa = await mintCa({ commonName: `bottle egress CA (${plan.bottle.name})` });
-  const pipelockCa = await mintCa({ commonName: `bottle pipelock CA (${plan.bottle.name})` });
-  const f = (name: string) => join(configDir, name);
+  const [egressCa, pipelockCa] = await mintCas([
+    `bottle egress CA (${plan.bottle.name})`,
+    `bottle pipelock CA (${plan.bottle.name})`,
+  ]) as [MintedCa, MintedCa];
+  const files = new Map<string, string>();
   const inBundle = (name: string) => `${BUNDLE_CONFIG_DIR}/${name}`;
-  await writePrivateFile(f("egress-ca.pem"), egressCa.certPem);
-  await writePrivateFile(f("egress-ca-key.pem"), egressCa.keyPem);
-  await writePrivateFile(f("pipelock-ca.pem"), pipelockCa.certPem);
-  await writePrivateFile(f("pipelock-ca-key.pem"), pipelockCa.sec1KeyPem);
+  files.set("egress-ca.pem", egressCa.certPem);
+  files.set("egress-ca-key.pem", egressCa.keyPem);
+  files.set("pipelock-ca.pem", pipelockCa.certPem);
+  files.set("pipelock-ca-key.pem", pipelockCa.sec1KeyPem);
 
   const upstreamNames: string[] = [];
-  for (const [i, file] of opts.upstreamCaFiles.entries()) {
+  for (const [i, file] of plan.bundle.upstreamCaFiles.entries()) {
     const name = `upstream-ca-${i}.pem`;
-    await writePrivateFile(f(name), await Deno.readTextFile(file));
+    files.set(name, await Deno.readTextFile(file));
     upstreamNames.push(name);
   }
 
@@ -60,11 +53,11 @@ export async function writeBundleFiles(
     daemons: plan.bundle.daemons,
     ports: plan.bundle.ports,
   };
-  await writePrivateFile(f("bundle.json"), JSON.stringify(manifest, null, 2) + "\n");
+  files.set("bundle.json", JSON.stringify(manifest, null, 2) + "\n");
 
   const egress: EgressConfig = {
     bottle: plan.bottle.name,
-    listen: { host: "0.0.0.0", port: plan.bundle.ports.egress },
+    listen: plan.bundle.listen,
     upstreamProxy: `http://127.0.0.1:${plan.bundle.ports.pipelock}`,
     auditLog: AUDIT_LOG_IN_BUNDLE,
     caCertFile: inBundle("egress-ca.pem"),
@@ -77,10 +70,10 @@ export async function writeBundleFiles(
       valueEnv: r.valueEnv,
     })),
   };
-  await writePrivateFile(f("egress.json"), JSON.stringify(egress, null, 2) + "\n");
+  files.set("egress.json", JSON.stringify(egress, null, 2) + "\n");
 
-  await writePrivateFile(
-    f("pipelock.yaml"),
+  files.set(
+    "pipelock.yaml",
     pipelockConfig({
       // pipelock's strict mode refuses an empty allowlist; an agent allowed
       // nowhere gets one reserved name that never resolves instead.
@@ -92,8 +85,12 @@ export async function writeBundleFiles(
     }),
   );
 
+  // Exactly the files the plan says are copied in, no more, no fewer.
+  const planned = plan.bundle.container.copyIn.flatMap((c) => c.files.map((f) => f.name)).sort();
+  const made = [...files.keys()].sort();
+  if (planned.join() !== made.join()) {
+    throw new Error(`Bundle files ${made.join(", ")} differ from the plan's ${planned.join(", ")}`);
+  }
   const agentTrustPem = `${egressCa.certPem.trim()}\n${pipelockCa.certPem.trim()}\n`;
-  const agentTrustFile = join(plan.bottle.stateDir, "agent-trust.pem");
-  await writePrivateFile(agentTrustFile, agentTrustPem);
-  return { configDir, logDir, agentTrustPem, agentTrustFile };
+  return { files, agentTrustPem };
 }

@@ -1,13 +1,11 @@
 /**
  * The bundle's one program: bottle bundles this file (with everything it
- * imports) into bottle-bundle.js for the bundle image, so every daemon of
+ * imports) into bottle-bundle/ for the bundle image, so every daemon of
  * ours is this script with a subcommand: `init` (PID 1, starts the others)
- * and `egress`.
+ * and `egress`; `warm` is run once at image build to fill Deno's caches.
  */
 import { fileURLToPath } from "node:url";
-import { runInit } from "./init/init.ts";
 import type { SelfCommand } from "./init/daemons.ts";
-import { main as egressMain } from "./egress/main.ts";
 
 /** How to run this script again, for the daemons init starts. */
 function self(): SelfCommand {
@@ -17,10 +15,16 @@ function self(): SelfCommand {
 async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   switch (cmd) {
+    // Each daemon loads only its own code: a process starts in milliseconds,
+    // not in the time the whole bundle takes to evaluate.
     case "init":
-      return await runInit(self(), rest[0]);
+      return await (await import("./init/init.ts")).runInit(self(), rest[0]);
     case "egress":
-      return await egressMain(rest);
+      return await (await import("./egress/main.ts")).main(rest);
+    case "warm":
+      // Image build: load every module once so Deno's code cache holds them.
+      await Promise.all([import("./init/init.ts"), import("./egress/main.ts")]);
+      return 0;
     default:
       console.error(
         `bottle-bundle: unknown subcommand ${JSON.stringify(cmd ?? "")}: expected init or egress`,

@@ -1,12 +1,13 @@
 /** The `--config` option and agent lookup shared by the commands that take an agent. */
-import { discoverAgents, type Discovery, type LoadedAgent, pickAgent } from "../config/discover.ts";
+import type { Discovery, LoadedAgent } from "../config/discover.ts";
 import type { CliContext } from "./context.ts";
 
 export interface ConfigOption {
   config?: string;
 }
 
-export function discover(ctx: CliContext, opts: ConfigOption): Promise<Discovery> {
+export async function discover(ctx: CliContext, opts: ConfigOption): Promise<Discovery> {
+  const { discoverAgents } = await import("../config/discover.ts");
   return discoverAgents({
     ...(opts.config !== undefined ? { configFile: opts.config } : {}),
     cwd: ctx.cwd,
@@ -19,5 +20,6 @@ export async function findAgent(
   opts: ConfigOption,
   name: string,
 ): Promise<LoadedAgent> {
+  const { pickAgent } = await import("../config/discover.ts");
   return pickAgent(await discover(ctx, opts), name);
 }

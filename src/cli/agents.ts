@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { type ConfigOption, discover } from "./agent_options.ts";
 import type { CliContext } from "./context.ts";
+import { table } from "./table.ts";
 
 export function registerAgents(program: Command, ctx: CliContext): void {
   program.command("agents")
@@ -30,14 +31,4 @@ export function registerAgents(program: Command, ctx: CliContext): void {
         ctx.out(`(${s.name} in ${s.origin} is shadowed by an earlier definition)`);
       }
     });
-}
-
-/** Left-aligned columns, two spaces apart. */
-export function table(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
-  return all.map((r) =>
-    r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i]!)).join("  ").trimEnd()
-  )
-    .join("\n");
 }

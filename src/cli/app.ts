@@ -53,6 +53,17 @@ export async function runCli(args: string[], ctx: CliContext): Promise<number> {
 }
 
 function exitCodeFor(err: unknown, ctx: CliContext): number {
+  if (err instanceof SuppressedError) {
+    // A teardown step failed while an error was on its way out: the error
+    // that ended the launch comes first (and decides the exit code), then
+    // what teardown could not do.
+    const { original, teardown } = unwrapSuppressed(err);
+    const code = exitCodeFor(original, ctx);
+    for (const t of teardown) {
+      ctx.err(`bottle: teardown: ${redact(t instanceof Error ? t.message : String(t))}`);
+    }
+    return code;
+  }
   if (err instanceof CommanderError) {
     // Commander already printed the message (or the help).
     if (
@@ -82,4 +93,20 @@ function exitCodeFor(err: unknown, ctx: CliContext): number {
   ctx.err(`bottle: ${redact(e.message)}`);
   if (ctx.env.BOTTLE_DEBUG) ctx.err(redact(e.stack ?? ""));
   return 1;
+}
+
+/** The error a `SuppressedError` chain started from, and every teardown failure after it, in order. */
+export function unwrapSuppressed(err: SuppressedError): { original: unknown; teardown: unknown[] } {
+  const teardown: unknown[] = [];
+  let cur: unknown = err;
+  while (cur instanceof SuppressedError) {
+    teardown.unshift(...flatten(cur.error));
+    cur = cur.suppressed;
+  }
+  return { original: cur, teardown };
+}
+
+/** A stack's own disposal failures nest too (the later wraps the earlier): in order. */
+function flatten(e: unknown): unknown[] {
+  return e instanceof SuppressedError ? [...flatten(e.suppressed), ...flatten(e.error)] : [e];
 }

@@ -1,13 +1,10 @@
 /** `bottle build [agent]`: build (or confirm cached) the agent and bundle images ahead of a start. */
 import type { Command } from "commander";
-import { makePlan } from "../plan/make_plan.ts";
-import { hostFacts } from "../plan/host_facts.ts";
-import { type ConfigOption, findAgent } from "./agent_options.ts";
+import type { ConfigOption } from "./agent_options.ts";
 import type { CliContext } from "./context.ts";
-import { buildCaFiles, readBuildCas } from "../build/build_cas.ts";
-import { ensureAgentImage, ensureBundleImage } from "../build/bottle_images.ts";
-import { DockerCli } from "../backends/docker/docker_cli.ts";
 import { collect } from "./start.ts";
+import { enginesOf } from "./backends.ts";
+import { planFor } from "./planning.ts";
 
 export function registerBuild(program: Command, ctx: CliContext): void {
   program.command("build")
@@ -16,8 +13,9 @@ export function registerBuild(program: Command, ctx: CliContext): void {
     .option("--build-ca <file>", "extra CA certificate for image builds (repeatable)", collect, [])
     .option("--force", "rebuild even when a cached image exists")
     .action(async (agentName: string, opts: { buildCa: string[]; force?: boolean }) => {
-      const agent = await findAgent(ctx, program.opts<ConfigOption>(), agentName);
-      const plan = makePlan(agent, hostFacts(ctx, {}));
+      const [{ buildCaFiles, readBuildCas }, { ensureAgentImage, ensureBundleImage }] =
+        await Promise.all([import("../build/build_cas.ts"), import("../build/bottle_images.ts")]);
+      const { agent, plan } = await planFor(ctx, program.opts<ConfigOption>(), agentName, {});
       const inputs = {
         buildCaPem: await readBuildCas(buildCaFiles(opts.buildCa, agent.buildCaCerts, ctx.env)),
         env: ctx.env,
@@ -28,7 +26,7 @@ export function registerBuild(program: Command, ctx: CliContext): void {
         signal: ctx.signal,
         force: opts.force ?? false,
       };
-      const docker = new DockerCli(ctx.env.BOTTLE_DOCKER ?? "docker");
+      const { docker } = await enginesOf(ctx);
       ctx.out(await ensureAgentImage(docker, plan.images.agent, inputs, buildOpts));
       ctx.out(await ensureBundleImage(docker, plan.images.bundle, inputs, buildOpts));
     });

@@ -5,10 +5,7 @@
  */
 import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
-import { allBackends } from "./backends.ts";
-import { join } from "node:path";
-import { artifactDir } from "../backends/smolvm/machine_artifact.ts";
-import { pathExists } from "../state/path_exists.ts";
+import { bottlesOf } from "./backends.ts";
 
 export function registerCleanup(program: Command, ctx: CliContext): void {
   program.command("cleanup")
@@ -17,19 +14,15 @@ export function registerCleanup(program: Command, ctx: CliContext): void {
     .option("--dry-run", "only list what would be removed")
     .option("--cache", "also remove cached VM artifacts (.smolmachine files)")
     .action(async (opts: { all?: boolean; dryRun?: boolean; cache?: boolean }) => {
-      for (const backend of await allBackends(ctx)) {
-        for (const name of await backend.orphans(opts.all ?? false)) {
-          if (!opts.dryRun) await backend.stop(name);
-          ctx.out(`${opts.dryRun ? "would remove" : "removed"} ${name} (${backend.name})`);
-        }
+      const bottles = await bottlesOf(ctx);
+      for (const { name, backend } of await bottles.orphans(opts.all ?? false)) {
+        if (!opts.dryRun) await bottles.stop(name);
+        ctx.out(`${opts.dryRun ? "would remove" : "removed"} ${name} (${backend})`);
       }
       if (opts.cache) {
-        const dir = artifactDir(ctx.dirs.cache);
-        if (await pathExists(dir)) {
-          for await (const e of Deno.readDir(dir)) {
-            if (!opts.dryRun) await Deno.remove(join(dir, e.name), { recursive: true });
-            ctx.out(`${opts.dryRun ? "would remove" : "removed"} ${join(dir, e.name)}`);
-          }
+        const { pruneArtifacts } = await import("../backends/smolvm/machine_artifact.ts");
+        for (const path of await pruneArtifacts(ctx.dirs.cache, opts.dryRun ?? false)) {
+          ctx.out(`${opts.dryRun ? "would remove" : "removed"} ${path}`);
         }
       }
     });

@@ -5,6 +5,8 @@ export interface CliContext {
   cwd: string;
   env: Record<string, string | undefined>;
   dirs: HostDirs;
+  /** Whether stdin is a terminal (sessions and `exec` get a TTY then). */
+  stdinIsTerminal: boolean;
   out(text: string): void;
   err(text: string): void;
   /** Aborted on SIGINT/SIGTERM; long operations pass it down. */
@@ -18,6 +20,7 @@ export function defaultContext(signal: AbortSignal): CliContext {
     cwd: Deno.cwd(),
     env,
     dirs: hostDirs(env),
+    stdinIsTerminal: Deno.stdin.isTerminal(),
     out: (t) => void Deno.stdout.writeSync(enc.encode(t.endsWith("\n") ? t : t + "\n")),
     err: (t) => void Deno.stderr.writeSync(enc.encode(t.endsWith("\n") ? t : t + "\n")),
     signal,

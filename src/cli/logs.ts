@@ -1,17 +1,17 @@
 /**
  * `bottle logs <bottle>`: the bottle's audit log, one line per request the
- * agent made to the outside (written by egress in the bottle's state dir).
+ * agent made to the outside. It lives in the bundle and is read through the
+ * engine (which need not share this host's filesystem); once the bundle is
+ * gone, the copy `stop` kept on the host is shown.
  */
-import { pathExists } from "../state/path_exists.ts";
 import type { Command } from "commander";
-import { join } from "node:path";
 import type { CliContext } from "./context.ts";
-import { bottleDir } from "../state/bottle_record.ts";
-import { AUDIT_LOG } from "../bundle/init/bundle_manifest.ts";
+import { bottleDir, keptAuditLog, readRecord } from "../state/bottle_record.ts";
+import { checkBottleName } from "../state/bottle_name.ts";
 import { UserError } from "../errors.ts";
-import { abortable, delay } from "../proc/abortable.ts";
-
-const FOLLOW_POLL_MS = 250;
+import { enginesOf } from "./backends.ts";
+import { jsonTerminalSafe, terminalSafe } from "./terminal_safe.ts";
+import { AUDIT_LOG_IN_BUNDLE } from "../bundle/init/bundle_manifest.ts";
 
 export function registerLogs(program: Command, ctx: CliContext): void {
   program.command("logs")
@@ -20,31 +20,60 @@ export function registerLogs(program: Command, ctx: CliContext): void {
     .option("-f, --follow", "keep printing new lines until interrupted")
     .option("--json", "print the raw JSON lines")
     .action(async (bottle: string, opts: { follow?: boolean; json?: boolean }) => {
-      const dir = bottleDir(ctx.dirs.state, bottle);
-      const file = join(dir, "logs", AUDIT_LOG);
-      if (!(await pathExists(dir))) {
-        throw new UserError(`No bottle named "${bottle}" (see bottle ls)`);
-      }
-      const show = (line: string) => ctx.out(opts.json ? line : formatAuditLine(line));
-      let offset = 0;
-      let rest = "";
-      for (;;) {
-        const chunk = await readFrom(file, offset);
-        offset += chunk.length;
-        const lines = (rest + new TextDecoder().decode(chunk)).split("\n");
-        rest = lines.pop() ?? "";
-        for (const l of lines) if (l.trim()) show(l);
-        if (!opts.follow) return;
-        try {
-          await abortable(delay(FOLLOW_POLL_MS, ctx.signal), ctx.signal);
-        } catch {
-          return; // Ctrl-C ends --follow quietly
+      checkBottleName(bottle);
+      const show = (line: string) => {
+        if (line.trim()) ctx.out(opts.json ? jsonTerminalSafe(line) : formatAuditLine(line));
+      };
+      const record = await readRecord(bottleDir(ctx.dirs.state, bottle));
+      if (record) {
+        const { docker } = await enginesOf(ctx);
+        const running = await docker.run(
+          ["inspect", "--format", "{{.State.Running}}", record.bundleContainer],
+          { check: false },
+        );
+        if (running.stdout.trim() === "true") {
+          if (opts.follow) return await follow(ctx, record.bundleContainer, show);
+          const { readAuditLog } = await import("../backends/bundle/bundle_container.ts");
+          const text = new TextDecoder().decode(
+            await readAuditLog(docker, record.bundleContainer),
+          );
+          for (const l of text.split("\n")) show(l);
+          return;
         }
       }
+      let kept: string;
+      try {
+        kept = await Deno.readTextFile(keptAuditLog(ctx.dirs.state, bottle));
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+        if (!record) throw new UserError(`No bottle named "${bottle}" (see bottle ls)`);
+        return;
+      }
+      for (const l of kept.split("\n")) show(l);
     });
 }
 
-/** `12:00:01 GET api.anthropic.com/v1/messages 200 routed 1.2kB/3.4kB`. */
+/** Streams the log from the running bundle until Ctrl-C or the bundle ends. */
+async function follow(
+  ctx: CliContext,
+  bundle: string,
+  show: (line: string) => void,
+): Promise<void> {
+  const { docker } = await enginesOf(ctx);
+  const child = docker.spawn(
+    ["exec", bundle, "tail", "-n", "+1", "-F", AUDIT_LOG_IN_BUNDLE],
+    { stderr: "null", signal: ctx.signal },
+  );
+  let rest = "";
+  for await (const chunk of child.process.stdout.pipeThrough(new TextDecoderStream())) {
+    const lines = (rest + chunk).split("\n");
+    rest = lines.pop() ?? "";
+    lines.forEach(show);
+  }
+  await child.status; // Ctrl-C ends --follow quietly
+}
+
+/** `12:00:01 GET api.anthropic.com/v1/messages 200 routed 1.2 kB up, 3.4 kB down`. */
 export function formatAuditLine(line: string): string {
   try {
     const e = JSON.parse(line) as Record<string, unknown>;
@@ -52,11 +81,13 @@ export function formatAuditLine(line: string): string {
     const target = `${e.host ?? "?"}${e.path ?? ""}`;
     const bytes = `${size(Number(e.bytes_up))} up, ${size(Number(e.bytes_down))} down`;
     const reason = e.reason ? ` (${e.reason})` : "";
-    return `${time} ${e.method ?? "?"} ${target} ${e.status ?? "-"} ${
-      e.decision ?? "?"
-    }${reason} ${bytes}`;
+    return terminalSafe(
+      `${time} ${e.method ?? "?"} ${target} ${e.status ?? "-"} ${
+        e.decision ?? "?"
+      }${reason} ${bytes}`,
+    );
   } catch {
-    return line;
+    return terminalSafe(line);
   }
 }
 
@@ -65,21 +96,4 @@ function size(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
-}
-
-async function readFrom(path: string, offset: number): Promise<Uint8Array> {
-  let f: Deno.FsFile;
-  try {
-    f = await Deno.open(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return new Uint8Array();
-    throw err;
-  }
-  try {
-    await f.seek(offset, Deno.SeekMode.Start);
-    return new Uint8Array(await new Response(f.readable).arrayBuffer());
-  } catch (err) {
-    f.close();
-    throw err;
-  }
 }

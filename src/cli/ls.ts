@@ -1,15 +1,15 @@
 /** `bottle ls`: every bottle, on every backend. */
 import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
-import { allBackends } from "./backends.ts";
-import { table } from "./agents.ts";
+import { bottlesOf } from "./backends.ts";
+import { table } from "./table.ts";
 
 export function registerLs(program: Command, ctx: CliContext): void {
   program.command("ls")
     .description("List bottles (name, agent, backend, state, age)")
     .option("--json", "print as JSON")
     .action(async (opts: { json?: boolean }) => {
-      const rows = (await Promise.all((await allBackends(ctx)).map((b) => b.list()))).flat();
+      const rows = await (await bottlesOf(ctx)).list();
       if (opts.json) {
         ctx.out(JSON.stringify(rows, null, 2));
         return;
@@ -22,7 +22,7 @@ export function registerLs(program: Command, ctx: CliContext): void {
 }
 
 function age(createdAt: string): string {
-  const t = Date.parse(createdAt.replace(/ [A-Z]{3,4}$/, ""));
+  const t = Date.parse(createdAt);
   if (Number.isNaN(t)) return createdAt;
   const s = Math.max(0, Math.round((Date.now() - t) / 1000));
   if (s < 120) return `${s}s`;

@@ -1,11 +1,9 @@
 /** `bottle plan <agent>`: what a start would do, printed without doing it. */
 import type { Command } from "commander";
-import { stringify } from "yaml";
-import { makePlan } from "../plan/make_plan.ts";
-import { hostFacts } from "../plan/host_facts.ts";
-import { type ConfigOption, findAgent } from "./agent_options.ts";
+import type { ConfigOption } from "./agent_options.ts";
 import type { CliContext } from "./context.ts";
 import { type BackendOption, backendOption } from "./backend_option.ts";
+import { planFor } from "./planning.ts";
 
 export function registerPlan(program: Command, ctx: CliContext): void {
   program.command("plan")
@@ -19,9 +17,15 @@ export function registerPlan(program: Command, ctx: CliContext): void {
         agentName: string,
         opts: ConfigOption & BackendOption & { json?: boolean; name?: string },
       ) => {
-        const agent = await findAgent(ctx, { ...opts, ...program.opts() }, agentName);
-        const plan = makePlan(agent, hostFacts(ctx, opts));
-        ctx.out(opts.json ? JSON.stringify(plan, null, 2) : stringify(plan, { lineWidth: 0 }));
+        const { agent, plan } = await planFor(ctx, { ...program.opts(), ...opts }, agentName, opts);
+        // The host files it names are checked as `start` checks them.
+        const { checkPlanInputs } = await import("../plan/plan_inputs.ts");
+        await checkPlanInputs(plan, agent.origin);
+        if (opts.json) ctx.out(JSON.stringify(plan, null, 2));
+        else {
+          const { stringify } = await import("yaml");
+          ctx.out(stringify(plan, { lineWidth: 0 }));
+        }
         for (const w of plan.warnings) ctx.err(`warning: ${w}`);
       },
     );

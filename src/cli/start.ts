@@ -1,12 +1,10 @@
 /** `bottle start [agent]`: plan, launch, run the agent; tear down when it ends. */
 import type { Command } from "commander";
-import { makePlan } from "../plan/make_plan.ts";
-import { hostFacts } from "../plan/host_facts.ts";
-import { type ConfigOption, findAgent } from "./agent_options.ts";
+import type { ConfigOption } from "./agent_options.ts";
 import { type BackendOption, backendOption } from "./backend_option.ts";
-import { backendFor } from "./backends.ts";
 import type { CliContext } from "./context.ts";
-import { buildCaFiles, readBuildCas } from "../build/build_cas.ts";
+import { enginesOf } from "./backends.ts";
+import { planFor } from "./planning.ts";
 import { SilentExit } from "../errors.ts";
 import { throwIfCancelled } from "../proc/signals.ts";
 
@@ -26,22 +24,37 @@ export function registerStart(program: Command, ctx: CliContext): void {
       agentName: string,
       opts: BackendOption & { detach?: boolean; name?: string; buildCa: string[] },
     ) => {
-      const agent = await findAgent(ctx, program.opts<ConfigOption>(), agentName);
-      const plan = makePlan(agent, hostFacts(ctx, opts));
+      // Loads the X.509 library on another thread while this one reads the agent file.
+      const { startCaMinter } = await import("../tls/ca_minter.ts");
+      const mintCas = startCaMinter();
+      const [{ launch }, { runtimeFor }, { buildCaFiles, readBuildCas }] = await Promise.all([
+        import("../backends/launch/launch.ts"),
+        import("../backends/engines.ts"),
+        import("../build/build_cas.ts"),
+      ]);
+      const { agent, plan } = await planFor(ctx, program.opts<ConfigOption>(), agentName, opts);
       for (const w of plan.warnings) ctx.err(`bottle: warning: ${w}`);
       const buildCaPem = await readBuildCas(
         buildCaFiles(opts.buildCa, agent.buildCaCerts, ctx.env),
       );
       ctx.err(`bottle: starting ${plan.bottle.name} (${plan.bottle.backend})`);
-      const code = await backendFor(ctx, plan.bottle.backend).launch({
-        plan,
-        agent,
-        detach: opts.detach ?? false,
-        buildCaPem,
-        env: ctx.env,
-        signal: ctx.signal,
-        progress: (m) => ctx.err(`bottle: ${m}`),
-      });
+      const engines = await enginesOf(ctx);
+      const code = await launch(
+        {
+          plan,
+          agent,
+          detach: opts.detach ?? false,
+          buildCaPem,
+          env: ctx.env,
+          cacheDir: ctx.dirs.cache,
+          tty: ctx.stdinIsTerminal,
+          signal: ctx.signal,
+          progress: (m) => ctx.err(`bottle: ${m}`),
+          mintCas,
+        },
+        engines.docker,
+        runtimeFor(engines, plan.bottle.backend),
+      );
       throwIfCancelled(ctx.signal); // a session ended by SIGTERM exits 143, after teardown
       if (opts.detach) ctx.out(plan.bottle.name);
       if (code !== 0) throw new SilentExit(code);

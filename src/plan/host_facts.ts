@@ -1,29 +1,73 @@
-/** Gathers the host facts a plan depends on: the only impure step before planning. */
+/**
+ * Gathers the host facts a plan depends on: the only impure step before
+ * planning. It reads the invocation's environment (passed in, never
+ * `Deno.env`), and checks the bottle-wide variables here, so that a mistake
+ * in them stops `plan` and `start` alike before anything exists.
+ */
 import { hostname } from "node:os";
+import { isAbsolute, resolve } from "node:path";
 import type { Backend } from "./plan_types.ts";
 import type { HostFacts } from "./make_plan.ts";
-import type { CliContext } from "../cli/context.ts";
 import { UserError } from "../errors.ts";
 
-const SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+/** Extra /etc/hosts entries for the bundle, `name:ip` comma-separated (docker --add-host). */
+export const BUNDLE_ADD_HOSTS_ENV = "BOTTLE_BUNDLE_ADD_HOSTS";
+/** Upstream CAs the bundle trusts besides the system roots, a `:`-separated list of files. */
+export const UPSTREAM_CA_ENV = "BOTTLE_UPSTREAM_CA_CERTS";
 
-export function hostFacts(
-  ctx: Pick<CliContext, "env" | "dirs">,
-  opts: { backend?: Backend; name?: string },
-): HostFacts {
-  if (opts.name !== undefined && !/^[a-z0-9][a-z0-9-]{0,15}$/.test(opts.name)) {
-    throw new UserError(
-      `Invalid --name "${opts.name}": expected up to 16 lowercase letters, digits or "-"`,
-    );
-  }
+const SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+const HOST_ENTRY = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}):(\d{1,3}(\.\d{1,3}){3}|host-gateway)$/;
+
+export interface InvocationFacts {
+  env: Record<string, string | undefined>;
+  cwd: string;
+  stateRoot: string;
+}
+
+export async function hostFacts(
+  inv: InvocationFacts,
+  opts: { backend?: Backend; suffix?: string },
+): Promise<HostFacts> {
   return {
-    suffix: opts.name ?? randomSuffix(),
-    stateRoot: ctx.dirs.state,
+    suffix: opts.suffix ?? randomSuffix(),
+    stateRoot: inv.stateRoot,
     ownerHost: hostname(),
     ownerPid: Deno.pid,
-    hostEnvNames: new Set(Object.keys(ctx.env).filter((k) => ctx.env[k])),
+    hostEnvNames: new Set(Object.keys(inv.env).filter((k) => inv.env[k])),
+    bundleAddHosts: bundleAddHosts(inv.env[BUNDLE_ADD_HOSTS_ENV]),
+    upstreamCaFiles: await upstreamCaFiles(inv.env[UPSTREAM_CA_ENV], inv.cwd),
     ...(opts.backend ? { backend: opts.backend } : {}),
   };
+}
+
+function bundleAddHosts(value: string | undefined): string[] {
+  const entries = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  for (const e of entries) {
+    if (!HOST_ENTRY.test(e)) {
+      throw new UserError(
+        `${BUNDLE_ADD_HOSTS_ENV}: bad entry "${e}": expected name:IPv4 or name:host-gateway, comma-separated`,
+      );
+    }
+  }
+  return entries;
+}
+
+async function upstreamCaFiles(value: string | undefined, cwd: string): Promise<string[]> {
+  const files = (value ?? "").split(":").filter(Boolean).map((f) =>
+    isAbsolute(f) ? f : resolve(cwd, f)
+  );
+  for (const f of files) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(f);
+    } catch (err) {
+      throw new UserError(`${UPSTREAM_CA_ENV}: cannot read "${f}": ${(err as Error).message}`);
+    }
+    if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new UserError(`${UPSTREAM_CA_ENV}: "${f}" holds no PEM certificate`);
+    }
+  }
+  return files;
 }
 
 function randomSuffix(): string {

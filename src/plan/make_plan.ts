@@ -1,7 +1,8 @@
 /**
  * config -> plan: a pure function of the agent definition and a few host
  * facts. No I/O, no clock, no randomness: the caller passes the bottle's
- * unique suffix, so the same inputs always give the same plan.
+ * unique suffix, so the same inputs always give the same plan. Every policy
+ * decision of a launch is made here; the runtimes only carry it out.
  */
 import { isAbsolute, join, resolve } from "node:path";
 import type { LoadedAgent } from "../config/discover.ts";
@@ -9,13 +10,18 @@ import type { AgentDefinition } from "../config/schema.ts";
 import * as L from "../labels.ts";
 import {
   type Backend,
+  BUNDLE_ADDRESS,
+  type ContainerPlan,
   type Daemon,
+  type ForwardPlan,
   type Plan,
   PLAN_SCHEMA,
   type ProvisionStep,
   type RoutePlan,
 } from "./plan_types.ts";
 import { anthropicRoute } from "./anthropic.ts";
+import { BUNDLE_CONFIG_DIR, BUNDLE_UID, SOCKETS_DIR } from "../bundle/init/bundle_manifest.ts";
+import { UserError } from "../errors.ts";
 
 export interface HostFacts {
   /** Unique per launch (random): makes concurrent bottles of one agent distinct. */
@@ -27,10 +33,13 @@ export interface HostFacts {
   /** Names (not values) of the host environment variables that are set. */
   hostEnvNames: ReadonlySet<string>;
   backend?: Backend;
+  /** Extra /etc/hosts entries for the bundle (BOTTLE_BUNDLE_ADD_HOSTS), already checked. */
+  bundleAddHosts?: string[];
+  /** Extra upstream CA files for the bundle (BOTTLE_UPSTREAM_CA_CERTS), absolute paths. */
+  upstreamCaFiles?: string[];
 }
 
 export const PORTS = { egress: 3128, pipelock: 8888, health: 9099, gitGate: 8080, supervise: 8090 };
-export const BUNDLE_ALIAS = "bundle";
 const AGENT_USER = "agent";
 const AGENT_HOME = "/home/agent";
 const DEFAULT_PIDS = 1024;
@@ -43,15 +52,39 @@ const CA_GUEST_PATH = "/usr/local/share/ca-certificates/bottle.crt";
  * rehash of every certificate (seconds per launch).
  */
 export const SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
+/** Where the forwarder is copied in the agent container (root-owned, out of the agent's reach). */
+export const FORWARDER_IN_AGENT = "/usr/local/lib/bottle/bottle-forward";
+/** The files of the bundle's config dir, copied in before it starts (see bundle/bundle_files.ts). */
+export const BUNDLE_CONFIG_FILES = [
+  "bundle.json",
+  "egress.json",
+  "pipelock.yaml",
+  "egress-ca.pem",
+  "egress-ca-key.pem",
+  "pipelock-ca.pem",
+  "pipelock-ca-key.pem",
+];
+/** The agent-facing daemons and the socket each serves in SOCKETS_DIR. */
+const AGENT_FACING: Partial<Record<Daemon, { port: number; socket: string }>> = {
+  egress: { port: PORTS.egress, socket: "egress.sock" },
+  "git-gate": { port: PORTS.gitGate, socket: "git-gate.sock" },
+  supervise: { port: PORTS.supervise, socket: "supervise.sock" },
+};
 
 export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   const def = agent.definition;
   const backend = facts.backend ?? def.backend;
+  const vmAgent = backend === "smolmachines";
   const name = `${agent.name}-${facts.suffix}`;
   const prefix = `bottle-${name}`;
   const warnings: string[] = [];
+  if (vmAgent && def.mounts.length > 0) {
+    throw new UserError(
+      `Agent "${agent.name}" (${agent.origin}): mounts are not supported on the smolmachines backend: remove them or use --backend docker`,
+    );
+  }
 
-  const baseLabels: Record<string, string> = {
+  const labels: Record<string, string> = {
     [L.MANAGED]: "true",
     [L.BOTTLE_ID]: name,
     [L.AGENT]: agent.name,
@@ -89,15 +122,19 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     ]),
   ].sort();
 
-  const proxyUrl = `http://${BUNDLE_ALIAS}:${PORTS.egress}`;
+  // A container agent reaches the bundle on its own loopback (the forwarder);
+  // a VM by the bundle's address, the one its egress policy allows.
+  const bundleHost = vmAgent ? BUNDLE_ADDRESS : "127.0.0.1";
+  const proxyUrl = `http://${bundleHost}:${PORTS.egress}`;
+  const noProxy = vmAgent ? `localhost,127.0.0.1,${BUNDLE_ADDRESS}` : "localhost,127.0.0.1";
   const env: Record<string, string> = {
     ...def.env,
     HTTPS_PROXY: proxyUrl,
     HTTP_PROXY: proxyUrl,
     https_proxy: proxyUrl,
     http_proxy: proxyUrl,
-    NO_PROXY: `localhost,127.0.0.1,${BUNDLE_ALIAS}`,
-    no_proxy: `localhost,127.0.0.1,${BUNDLE_ALIAS}`,
+    NO_PROXY: noProxy,
+    no_proxy: noProxy,
     NODE_EXTRA_CA_CERTS: CA_GUEST_PATH,
     HOME: AGENT_HOME,
   };
@@ -105,10 +142,13 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     if (r.placeholderEnv) env[r.placeholderEnv] = placeholderFor(r.placeholderEnv);
   }
 
-  const provision: ProvisionStep[] = [{ step: "ca-trust", guestPath: CA_GUEST_PATH }];
+  const provision: ProvisionStep[] = [
+    { step: "ca-trust", user: "root", guestPath: CA_GUEST_PATH, appendTo: SYSTEM_CA_BUNDLE },
+  ];
   if (def.prompt !== undefined || def.prompt_file !== undefined) {
     provision.push({
       step: "prompt",
+      user: AGENT_USER,
       guestPath: `${AGENT_HOME}/.bottle/prompt.md`,
       ...(def.prompt !== undefined ? { text: def.prompt } : {}),
       ...(def.prompt_file !== undefined ? { file: resolve(agent.baseDir, def.prompt_file) } : {}),
@@ -117,10 +157,85 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   if (def.skills.length > 0) {
     provision.push({
       step: "skills",
-      dirs: def.skills.map((d) => resolve(agent.baseDir, d)),
+      user: AGENT_USER,
       guestDir: `${AGENT_HOME}/.claude/skills`,
+      dirs: def.skills.map((d) => resolve(agent.baseDir, d)),
     });
   }
+  const prompt = provision.find((s) => s.step === "prompt");
+  const program = prompt && isClaude
+    ? [...def.command, "--append-system-prompt-file", prompt.guestPath]
+    : def.command;
+
+  const forwards: ForwardPlan[] = vmAgent ? [] : daemons.flatMap((d) => {
+    const f = AGENT_FACING[d];
+    return f ? [{ daemon: d, port: f.port, socket: `${SOCKETS_DIR}/${f.socket}` }] : [];
+  });
+  const outbound = `${prefix}-outbound`;
+  const sockets = `${prefix}-sockets`;
+  const bundleUser = `${BUNDLE_UID}:${BUNDLE_UID}`;
+
+  const bundleContainer: ContainerPlan = {
+    name: `${prefix}-bundle`,
+    image: "bundle",
+    network: outbound,
+    user: bundleUser,
+    env: {},
+    secretEnv: routes.map((r) => r.valueEnv),
+    volumes: vmAgent ? [] : [{ volume: sockets, target: SOCKETS_DIR, readonly: false }],
+    mounts: [],
+    addHosts: facts.bundleAddHosts ?? [],
+    capDrop: ["ALL"],
+    securityOpt: ["no-new-privileges"],
+    resources: {},
+    init: false,
+    command: ["init"],
+    copyIn: [{
+      dir: BUNDLE_CONFIG_DIR,
+      owner: bundleUser,
+      files: [
+        ...BUNDLE_CONFIG_FILES,
+        ...(facts.upstreamCaFiles ?? []).map((_, i) => `upstream-ca-${i}.pem`),
+      ].map((f) => ({ name: f, mode: "0400" })),
+    }],
+    labels: L.objectLabels(labels, "bundle"),
+  };
+
+  const agentContainer: ContainerPlan | undefined = vmAgent ? undefined : {
+    name: `${prefix}-agent`,
+    image: "agent",
+    // No network at all: the forwarder below is the agent's only way out.
+    network: "none",
+    user: AGENT_USER,
+    workdir: "/workspace",
+    env: sortKeys(env),
+    secretEnv: [],
+    volumes: [{ volume: sockets, target: SOCKETS_DIR, readonly: true }],
+    mounts: def.mounts.map((m) => ({
+      source: isAbsolute(m.source) ? m.source : resolve(agent.baseDir, m.source),
+      target: m.target,
+      readonly: m.readonly,
+    })),
+    addHosts: [],
+    capDrop: ["ALL"],
+    securityOpt: ["no-new-privileges"],
+    resources: {
+      ...(def.resources.cpus !== undefined ? { cpus: def.resources.cpus } : {}),
+      ...(def.resources.memory !== undefined ? { memory: def.resources.memory } : {}),
+      pids: def.resources.pids ?? DEFAULT_PIDS,
+    },
+    init: true,
+    // The container's main process is the forwarder, run as the agent user:
+    // if it dies the container stops, and `bottle ls` shows it.
+    entrypoint: FORWARDER_IN_AGENT,
+    command: forwards.map((f) => `${f.port}=${f.socket}`),
+    copyIn: [{
+      dir: FORWARDER_IN_AGENT.slice(0, FORWARDER_IN_AGENT.lastIndexOf("/")),
+      owner: "0:0",
+      files: [{ name: "bottle-forward", mode: "0755" }],
+    }],
+    labels: L.objectLabels(labels, "agent"),
+  };
 
   return {
     schema: PLAN_SCHEMA,
@@ -130,30 +245,39 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       origin: agent.origin,
       backend,
       stateDir: join(facts.stateRoot, "bottles", name),
+      keptAuditLog: join(facts.stateRoot, "logs", name, "audit.jsonl"),
     },
-    labels: baseLabels,
+    labels,
     images: {
       agent: agentImage(agent, def),
       bundle: { source: "builtin", repository: "bottle/bundle", buildArgs: {} },
     },
-    networks: {
-      internal: {
-        name: `${prefix}-internal`,
-        internal: true,
-        subnet: "engine-assigned",
-        labels: L.objectLabels(baseLabels, "internal-net"),
+    networks: [{
+      name: outbound,
+      internal: false,
+      driver: "bridge",
+      subnet: "engine-assigned",
+      labels: L.objectLabels(labels, "outbound-net"),
+    }],
+    volumes: vmAgent ? [] : [{
+      name: sockets,
+      // In memory, owned by the bundle user, so the bundle can create its
+      // sockets whichever container mounts the volume first.
+      options: {
+        type: "tmpfs",
+        device: "tmpfs",
+        o: `uid=${BUNDLE_UID},gid=${BUNDLE_UID},mode=0755,size=1m`,
       },
-      outbound: {
-        name: `${prefix}-outbound`,
-        internal: false,
-        subnet: "engine-assigned",
-        labels: L.objectLabels(baseLabels, "outbound-net"),
-      },
-    },
+      labels: L.objectLabels(labels, "sockets"),
+    }],
     bundle: {
-      container: `${prefix}-bundle`,
-      alias: BUNDLE_ALIAS,
+      container: bundleContainer,
       daemons,
+      // The egress TCP port is for the bundle's own health check unless a VM
+      // must reach it over the network.
+      listen: vmAgent
+        ? { host: "0.0.0.0", port: PORTS.egress }
+        : { host: "127.0.0.1", port: PORTS.egress, socket: `${SOCKETS_DIR}/egress.sock` },
       ports: {
         egress: PORTS.egress,
         pipelock: PORTS.pipelock,
@@ -163,33 +287,25 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       },
       allowlist,
       routes,
-      labels: L.objectLabels(baseLabels, "bundle"),
+      upstreamCaFiles: facts.upstreamCaFiles ?? [],
     },
     agent: {
-      container: `${prefix}-agent`,
       user: AGENT_USER,
       home: AGENT_HOME,
       workdir: "/workspace",
-      command: def.command,
+      program,
       env: sortKeys(env),
-      resources: {
-        ...(def.resources.cpus !== undefined ? { cpus: def.resources.cpus } : {}),
-        ...(def.resources.memory !== undefined ? { memory: def.resources.memory } : {}),
-        pids: def.resources.pids ?? DEFAULT_PIDS,
-      },
-      mounts: def.mounts.map((m) => ({
-        source: isAbsolute(m.source) ? m.source : resolve(agent.baseDir, m.source),
-        target: m.target,
-        readonly: m.readonly,
-      })),
-      security: { capDrop: ["ALL"], noNewPrivileges: true },
-      labels: L.objectLabels(baseLabels, "agent"),
+      forwards,
+      ...(agentContainer ? { container: agentContainer } : {}),
     },
-    ...(backend === "smolmachines" ? { vm: vmPlan(prefix, def) } : {}),
+    ...(vmAgent ? { vm: vmPlan(prefix, def) } : {}),
     provision,
     warnings,
   };
 }
+
+/** RFC 2606 reserves `.invalid`: the one name the VM's DNS may ask about, and it never resolves. */
+export const DNS_SENTINEL = "bottle-dns-closed.invalid";
 
 function vmPlan(prefix: string, def: AgentDefinition): NonNullable<Plan["vm"]> {
   const memoryMib = def.resources.memory !== undefined ? toMib(def.resources.memory) : undefined;
@@ -199,6 +315,12 @@ function vmPlan(prefix: string, def: AgentDefinition): NonNullable<Plan["vm"]> {
       ? { cpus: Math.max(1, Math.ceil(def.resources.cpus)) }
       : {}),
     ...(memoryMib !== undefined ? { memoryMib } : {}),
+    // smolvm's gateway opens every allowed guest connection as a host socket:
+    // the bundle's address is the only one allowed. With only --allow-cidr,
+    // smolvm forwards DNS for any name; an --allow-host list of one name
+    // that never resolves closes that channel.
+    allowCidrs: [`${BUNDLE_ADDRESS}/32`],
+    allowHosts: [DNS_SENTINEL],
   };
 }
 

@@ -3,10 +3,23 @@
  * prints exactly this object (see README, "Plan output"), so its shape is a
  * public, versioned contract: add fields freely, never rename or repurpose.
  * Secrets appear only as references to where their value lives on the host.
+ *
+ * v2 (this version) differs from v1: the agent container has no network
+ * (`agent.container.network` is "none") and reaches the bundle through Unix
+ * sockets on a shared volume (`volumes`, `agent.container.command`); every
+ * container, network and volume lists the exact engine settings it is made
+ * with; `networks` is a list; the VM's egress rules are in `vm`; provision
+ * steps name the user they run as.
+ *
+ * Values known only at launch are written as `{bundle.address}` (the bundle's
+ * address on its network, which the engine assigns): the launcher substitutes
+ * them and nothing else.
  */
 import type { SecretSource } from "../config/schema.ts";
 
-export const PLAN_SCHEMA = "bottle.plan/v1";
+export const PLAN_SCHEMA = "bottle.plan/v2";
+/** Stands for the bundle's address in `vm`, known once the bundle runs. */
+export const BUNDLE_ADDRESS = "{bundle.address}";
 
 export type Backend = "docker" | "smolmachines";
 export type Daemon = "egress" | "pipelock" | "git-gate" | "supervise";
@@ -28,8 +41,17 @@ export interface NetworkPlan {
   name: string;
   /** `--internal`: no route out of the host, only to peers on the network. */
   internal: boolean;
+  driver: "bridge";
   /** Subnets are assigned by the engine from its address pools, which keeps concurrent bottles apart. */
   subnet: "engine-assigned";
+  labels: Record<string, string>;
+}
+
+/** A named engine volume (lives in the engine, so remote engines work alike). */
+export interface VolumePlan {
+  name: string;
+  /** `docker volume create --opt` values: a tmpfs owned by the bundle user. */
+  options: Record<string, string>;
   labels: Record<string, string>;
 }
 
@@ -49,10 +71,70 @@ export interface MountPlan {
   readonly: boolean;
 }
 
+export interface VolumeMountPlan {
+  volume: string;
+  target: string;
+  readonly: boolean;
+}
+
+/**
+ * Files copied into a container after it is created and before it starts
+ * (`docker cp`, done by the engine, so remote engines work alike). Their
+ * contents are made at launch (the bottle's CAs and configs, the forwarder
+ * binary taken from the bundle image).
+ */
+export interface CopyInPlan {
+  dir: string;
+  /** uid:gid the files are owned by. */
+  owner: string;
+  files: { name: string; mode: string }[];
+}
+
+/** One container, with every setting `docker create` gets. */
+export interface ContainerPlan {
+  name: string;
+  /** Which of `images`. */
+  image: "agent" | "bundle";
+  /** "none" (loopback only) or the name of one of `networks`. */
+  network: string;
+  user: string;
+  workdir?: string;
+  /** Non-secret environment, on argv as `-e K=V`. */
+  env: Record<string, string>;
+  /** Names of env vars holding secrets: `-e NAME` on argv, the value only in the docker client's env. */
+  secretEnv: string[];
+  volumes: VolumeMountPlan[];
+  /** Host bind mounts the agent file asked for. */
+  mounts: MountPlan[];
+  /** Extra /etc/hosts entries ("name:ip" or "name:host-gateway"). */
+  addHosts: string[];
+  capDrop: string[];
+  securityOpt: string[];
+  resources: { cpus?: number; memory?: string; pids?: number };
+  /** docker's init (tini) as PID 1: reaps zombies, forwards signals. */
+  init: boolean;
+  /** Replaces the image's entrypoint when set. */
+  entrypoint?: string;
+  /** argv after the image (or the entrypoint). */
+  command: string[];
+  copyIn: CopyInPlan[];
+  labels: Record<string, string>;
+}
+
+/** An agent-facing port: 127.0.0.1:port inside the agent, relayed to the bundle's socket. */
+export interface ForwardPlan {
+  daemon: Daemon;
+  port: number;
+  socket: string;
+}
+
 export type ProvisionStep =
-  | { step: "ca-trust"; guestPath: string }
-  | { step: "prompt"; guestPath: string; text?: string; file?: string }
-  | { step: "skills"; dirs: string[]; guestDir: string };
+  /** Appends the bottle's CAs (egress's and pipelock's) to the system trust, as root. */
+  | { step: "ca-trust"; user: "root"; guestPath: string; appendTo: string }
+  /** Writes the appended system prompt, as the agent user. */
+  | { step: "prompt"; user: string; guestPath: string; text?: string; file?: string }
+  /** Copies skill directories under the skills dir, as the agent user. */
+  | { step: "skills"; user: string; guestDir: string; dirs: string[] };
 
 export interface Plan {
   schema: typeof PLAN_SCHEMA;
@@ -62,16 +144,19 @@ export interface Plan {
     origin: string;
     backend: Backend;
     stateDir: string;
+    /** Where the audit log is kept on the host once the bundle is gone (after `stop`). */
+    keptAuditLog: string;
   };
   labels: Record<string, string>;
   images: { agent: ImagePlan; bundle: ImagePlan };
-  networks: { internal: NetworkPlan; outbound: NetworkPlan };
+  networks: NetworkPlan[];
+  volumes: VolumePlan[];
   bundle: {
-    container: string;
-    /** The name the agent reaches the bundle by on the internal network. */
-    alias: string;
+    container: ContainerPlan;
     daemons: Daemon[];
-    /** Agent-facing ports (on the internal network) and bundle-loopback ones. */
+    /** The egress listener: TCP (loopback only unless a VM must reach it) and, for containers, a Unix socket. */
+    listen: { host: string; port: number; socket?: string };
+    /** Ports inside the bundle (pipelock and health on its loopback only). */
     ports: {
       egress: number;
       pipelock: number;
@@ -81,27 +166,36 @@ export interface Plan {
     };
     allowlist: string[];
     routes: RoutePlan[];
-    labels: Record<string, string>;
+    /** Host files of extra CAs the bundle trusts toward upstreams (BOTTLE_UPSTREAM_CA_CERTS). */
+    upstreamCaFiles: string[];
   };
   agent: {
-    container: string;
     user: string;
     home: string;
     workdir: string;
-    command: string[];
-    /** Non-secret environment of the agent; credentials only as placeholders. */
+    /** The agent program's argv (what `start` and `attach` run). */
+    program: string[];
+    /**
+     * Environment of every agent process (the container's or the VM's);
+     * credentials only as placeholders.
+     */
     env: Record<string, string>;
-    resources: { cpus?: number; memory?: string; pids: number };
-    mounts: MountPlan[];
-    security: { capDrop: string[]; noNewPrivileges: boolean };
-    labels: Record<string, string>;
+    /** How the agent reaches the bundle's agent-facing daemons (docker). */
+    forwards: ForwardPlan[];
+    /** docker: the agent's container. */
+    container?: ContainerPlan;
   };
   /**
-   * smolmachines only: the microVM. Its egress policy allows the bundle's
-   * address alone (known at launch), so the proxy URLs in `agent.env` name
-   * the bundle by `bundle.alias` and the launcher substitutes the address.
+   * smolmachines: the microVM. Its egress policy allows the bundle's address
+   * alone, and DNS only for a name that never resolves.
    */
-  vm?: { machine: string; cpus?: number; memoryMib?: number };
+  vm?: {
+    machine: string;
+    cpus?: number;
+    memoryMib?: number;
+    allowCidrs: string[];
+    allowHosts: string[];
+  };
   provision: ProvisionStep[];
   warnings: string[];
 }

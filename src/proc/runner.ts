@@ -87,6 +87,8 @@ export interface Spawned {
   readonly status: Promise<{ code: number; timedOut: boolean }>;
   /** Captured stdout as text (empty unless stdout is "capture"). */
   stdoutText(): Promise<string>;
+  /** Captured stdout as bytes (empty unless stdout is "capture"); use it or stdoutText, not both. */
+  stdoutBytes(): Promise<Uint8Array>;
   stderrText(): Promise<string>;
   kill(signal?: Deno.Signal): void;
 }
@@ -158,6 +160,10 @@ export function spawn(argv: string[], options: RunOptions = {}): Spawned {
     process,
     status,
     stdoutText: () => (stdoutP ??= capture("stdout")),
+    stdoutBytes: async () =>
+      (options.stdout ?? "capture") === "capture"
+        ? new Uint8Array(await new Response(process.stdout).arrayBuffer())
+        : new Uint8Array(),
     stderrText: () => (stderrP ??= capture("stderr")),
     kill,
   };

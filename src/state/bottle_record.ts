@@ -1,32 +1,46 @@
 /**
- * The host-side record of a running bottle (`<state>/bottles/<name>/bottle.json`).
+ * The host-side record of a bottle (`<state>/bottles/<name>/bottle.json`).
  * The engine's labels say what exists; this says what the launching process
- * meant: a detached bottle is kept, an unfinished one is an orphan.
+ * meant (a detached bottle is kept, an unfinished one is an orphan) and
+ * names every object the plan made, so `stop`, `exec` and `logs` act on a
+ * bottle without searching the engine for it.
  */
 import { join } from "node:path";
 import { writePrivateFile } from "./private_files.ts";
 import type { Backend } from "../plan/plan_types.ts";
+import { checkBottleName } from "./bottle_name.ts";
 
 export interface BottleRecord {
   name: string;
   agent: string;
   backend: Backend;
   createdAt: string;
+  ownerHost: string;
   ownerPid: number;
   /** launching: still starting (or its launcher died); running: up and kept. */
   status: "launching" | "running";
   detached: boolean;
-  agentContainer?: string;
+  /** The agent's place: its container (docker) or VM (smolmachines). */
+  place: string;
+  /** The user agent commands run as, and where. */
+  user: string;
+  workdir: string;
   /** argv that starts the agent program inside the bottle (for attach). */
-  agentCommand?: string[];
-  bundleContainer?: string;
-  machine?: string;
+  program: string[];
+  bundleContainer: string;
+  networks: string[];
+  volumes: string[];
 }
 
 export const RECORD_FILE = "bottle.json";
 
 export function bottleDir(stateRoot: string, name: string): string {
-  return join(stateRoot, "bottles", name);
+  return join(stateRoot, "bottles", checkBottleName(name));
+}
+
+/** Where a bottle's audit log is kept once its bundle is gone (kept after `stop`). */
+export function keptAuditLog(stateRoot: string, name: string): string {
+  return join(stateRoot, "logs", checkBottleName(name), "audit.jsonl");
 }
 
 export async function writeRecord(dir: string, record: BottleRecord): Promise<void> {
@@ -34,8 +48,17 @@ export async function writeRecord(dir: string, record: BottleRecord): Promise<vo
 }
 
 export async function readRecord(dir: string): Promise<BottleRecord | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await Deno.readTextFile(join(dir, RECORD_FILE))) as BottleRecord;
+    text = await Deno.readTextFile(join(dir, RECORD_FILE));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+  try {
+    const r = JSON.parse(text) as Partial<BottleRecord>;
+    // A record from an older bottle version lacks the object names: treat as absent.
+    return typeof r.place === "string" && Array.isArray(r.networks) ? r as BottleRecord : undefined;
   } catch {
     return undefined;
   }

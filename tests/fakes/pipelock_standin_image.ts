@@ -33,10 +33,15 @@ export async function buildPipelockStandinImage(docker = "docker"): Promise<stri
     const script = [
       "#!/bin/sh",
       "# TEST-ONLY pipelock stand-in (see tests/fakes/pipelock_standin.ts): not pipelock.",
-      'js="$(mktemp /tmp/pipelock-standin.XXXXXX.js)"',
-      "cat > \"$js\" <<'__PIPELOCK_STANDIN__'",
+      // A fixed path, written once: Deno's code cache (warmed at bundle image
+      // build) then serves every start.
+      'js="/tmp/pipelock-standin.js"',
+      'if [ ! -s "$js" ]; then',
+      "cat > \"$js.$$\" <<'__PIPELOCK_STANDIN__'",
       code,
       "__PIPELOCK_STANDIN__",
+      'mv "$js.$$" "$js"',
+      "fi",
       'exec /usr/local/bin/deno run --allow-all --no-prompt "$js" "$@"',
       "",
     ].join("\n");

@@ -92,10 +92,10 @@ export function bottle(
   });
 }
 
-/** Every container and network carrying `label=value`, as the engine sees them now. */
+/** Every container, network and volume carrying `label=value`, as the engine sees them now. */
 export async function labelled(
   label: string,
-): Promise<{ containers: string[]; networks: string[] }> {
+): Promise<{ containers: string[]; networks: string[]; volumes: string[] }> {
   const c = await run([
     "docker",
     "ps",
@@ -114,9 +114,21 @@ export async function labelled(
     "--format",
     "{{.Name}}",
   ]);
+  const v = await run([
+    "docker",
+    "volume",
+    "ls",
+    "--filter",
+    `label=${label}`,
+    "--format",
+    "{{.Name}}",
+  ]);
   const lines = (s: string) => s.split("\n").filter(Boolean);
-  return { containers: lines(c.stdout), networks: lines(n.stdout) };
+  return { containers: lines(c.stdout), networks: lines(n.stdout), volumes: lines(v.stdout) };
 }
+
+/** What `labelled` finds once a bottle is gone: nothing at all. */
+export const NOTHING = { containers: [], networks: [], volumes: [] };
 
 /** Runs a shell snippet inside a container (as the agent user unless told). */
 export function inContainer(container: string, script: string, user?: string): Promise<RunResult> {

@@ -21,6 +21,7 @@ export async function cli(
     cwd: opts.cwd ?? home,
     env,
     dirs: hostDirs(env),
+    stdinIsTerminal: false,
     out: (t) => out.push(t.endsWith("\n") ? t : t + "\n"),
     err: (t) => err.push(t.endsWith("\n") ? t : t + "\n"),
     signal: new AbortController().signal,

@@ -153,7 +153,7 @@ Deno.test("docker: the upstream gets the real credential, the bottle only a plac
     await t.step("the credential is on no host argv, plan output, state file or log", async () => {
       assert.ok(argv.length > 10, "the argv sampler saw too little");
       assert.ok(argv.every((a) => !a.includes(secret)), "secret on a host process's argv");
-      assert.ok(argv.some((a) => a.includes("docker run -d") && a.includes("-e BOTTLE_ROUTE_0")));
+      assert.ok(argv.some((a) => a.includes("docker create") && a.includes("-e BOTTLE_ROUTE_0")));
       const plan = await bottle(["plan", "cred", "--json"], be.env, { cwd: project });
       assert.equal(plan.code, 0, plan.stderr);
       assert.ok(!plan.stdout.includes(secret) && !plan.stderr.includes(secret));
@@ -177,6 +177,17 @@ Deno.test("docker: the upstream gets the real credential, the bottle only a plac
         readable.stdout,
         new RegExp(`GET api\\.test:${upstream.port}/status/204 204 routed`),
       );
+    });
+    await t.step("stop keeps the audit log: the session can still be reviewed", async () => {
+      const stop = await bottle(["stop", "cred-c1"], be.env);
+      assert.equal(stop.code, 0, stop.stderr);
+      const kept = await bottle(["logs", "cred-c1"], be.env);
+      assert.equal(kept.code, 0, kept.stderr);
+      assert.match(
+        kept.stdout,
+        new RegExp(`GET api\\.test:${upstream.port}/status/204 204 routed`),
+      );
+      assert.ok(!kept.stdout.includes(secret));
     });
   } finally {
     await bottle(["stop", "cred-c1"], be.env);

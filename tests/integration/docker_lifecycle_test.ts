@@ -1,17 +1,31 @@
 /**
  * A bottle leaves nothing behind: not after `bottle stop`, not when its
- * launch is interrupted by SIGINT/SIGTERM at any step, and what a SIGKILLed
- * launch left is found and removed by `bottle cleanup`.
+ * launch is interrupted by SIGINT/SIGTERM at any step (including while the
+ * bundle and the agent are being started side by side), and what a
+ * SIGKILLed launch left is found and removed by `bottle cleanup`.
  */
 import assert from "node:assert/strict";
 import { pathExists } from "../../src/state/path_exists.ts";
 import { run } from "../../src/proc/runner.ts";
 import { join } from "node:path";
-import { bottle, bottleEnv, interruptAt, labelled, projectWith } from "../helpers/bottle_env.ts";
+import {
+  bottle,
+  bottleEnv,
+  interruptAt,
+  labelled,
+  NOTHING,
+  projectWith,
+} from "../helpers/bottle_env.ts";
 
 const AGENT_FILE = "version: 1\nagents:\n  life:\n    anthropic: none\n";
 
-const STEPS = [/creating networks/, /starting the bundle/, /starting the agent/, /provisioning/];
+const STEPS = [
+  /creating the network/,
+  /starting the bundle/,
+  // The bundle's and the agent's starts are both in flight here.
+  /starting the agent/,
+  /provisioning/,
+];
 
 for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   Deno.test(`docker: ${sig} at each launch step leaves no object behind`, async (t) => {
@@ -32,10 +46,8 @@ for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
         );
         assert.equal(r.code, code, r.stderr);
         assert.match(r.stderr, new RegExp(`Cancelled by ${sig}`));
-        assert.deepEqual(await labelled(`bottle.id=life-${name}`), {
-          containers: [],
-          networks: [],
-        });
+        assert.doesNotMatch(r.stderr, /suppressed during disposal/);
+        assert.deepEqual(await labelled(`bottle.id=life-${name}`), NOTHING);
         assert.equal(await pathExists(join(be.stateRoot, "bottles", `life-${name}`)), false);
       });
     }
@@ -48,16 +60,47 @@ Deno.test("docker: bottle stop removes every object and the state dir", async ()
   const r = await bottle(["start", "life", "--detach", "--name", "stopme"], be.env, { cwd });
   assert.equal(r.code, 0, r.stderr);
   const before = await labelled("bottle.id=life-stopme");
-  assert.equal(before.containers.length, 2);
-  assert.equal(before.networks.length, 2);
+  assert.deepEqual(before.containers.sort(), [
+    "bottle-life-stopme-agent",
+    "bottle-life-stopme-bundle",
+  ]);
+  assert.deepEqual(before.networks, ["bottle-life-stopme-outbound"]);
+  assert.deepEqual(before.volumes, ["bottle-life-stopme-sockets"]);
   assert.equal(await pathExists(join(be.stateRoot, "bottles", "life-stopme", "bottle.json")), true);
   const s = await bottle(["stop", "life-stopme"], be.env);
   assert.equal(s.code, 0, s.stderr);
-  assert.deepEqual(await labelled("bottle.id=life-stopme"), { containers: [], networks: [] });
+  assert.deepEqual(await labelled("bottle.id=life-stopme"), NOTHING);
   assert.equal(await pathExists(join(be.stateRoot, "bottles", "life-stopme")), false);
   const again = await bottle(["stop", "life-stopme"], be.env);
   assert.equal(again.code, 2);
   assert.match(again.stderr, /No bottle named "life-stopme"/);
+});
+
+Deno.test("docker: a name in use is refused before anything is touched", async () => {
+  await using be = await bottleEnv();
+  const cwd = await projectWith(be, AGENT_FILE);
+  const first = await bottle(["start", "life", "--detach", "--name", "twice"], be.env, { cwd });
+  assert.equal(first.code, 0, first.stderr);
+  try {
+    const before = await labelled("bottle.id=life-twice");
+    const record = await Deno.readTextFile(
+      join(be.stateRoot, "bottles", "life-twice", "bottle.json"),
+    );
+    const second = await bottle(["start", "life", "--detach", "--name", "twice"], be.env, { cwd });
+    assert.equal(second.code, 2, second.stderr);
+    assert.match(second.stderr, /A bottle named "life-twice" already exists/);
+    assert.doesNotMatch(second.stderr, /suppressed during disposal/);
+    // The running bottle is as it was: its objects, its record, and it still works.
+    assert.deepEqual(await labelled("bottle.id=life-twice"), before);
+    assert.equal(
+      await Deno.readTextFile(join(be.stateRoot, "bottles", "life-twice", "bottle.json")),
+      record,
+    );
+    const exec = await bottle(["exec", "life-twice", "--", "true"], be.env);
+    assert.equal(exec.code, 0, exec.stderr);
+  } finally {
+    await bottle(["stop", "life-twice"], be.env);
+  }
 });
 
 Deno.test("docker: bottle cleanup removes what a SIGKILLed launch left", async () => {
@@ -76,13 +119,13 @@ Deno.test("docker: bottle cleanup removes what a SIGKILLed launch left", async (
     assert.equal(r.code, 137);
     const left = await labelled("bottle.id=life-killed");
     assert.ok(
-      left.containers.length + left.networks.length > 0,
+      left.containers.length + left.networks.length + left.volumes.length > 0,
       "a SIGKILLed launch should leave objects",
     );
     const c = await bottle(["cleanup"], be.env);
     assert.equal(c.code, 0, c.stderr);
     assert.match(c.stdout, /removed life-killed \(docker\)/);
-    assert.deepEqual(await labelled("bottle.id=life-killed"), { containers: [], networks: [] });
+    assert.deepEqual(await labelled("bottle.id=life-killed"), NOTHING);
     assert.equal(await pathExists(join(be.stateRoot, "bottles", "life-killed")), false);
     // A detached bottle is not an orphan.
     assert.equal((await labelled("bottle.id=life-kept")).containers.length, 2);
@@ -115,7 +158,15 @@ Deno.test("docker: the bundle exits non-zero, naming the daemon, when a daemon d
       logs.stderr + logs.stdout,
       /daemon pipelock exited with code \d+: stopping the bundle/,
     );
+    // The agent lost its way out, and `ls` says so.
+    const ls = JSON.parse((await bottle(["ls", "--json"], be.env)).stdout) as {
+      name: string;
+      state: string;
+    }[];
+    assert.match(ls.find((b) => b.name === "life-die")?.state ?? "", /bundle exited/);
   } finally {
-    await bottle(["stop", "life-die"], be.env);
+    const stop = await bottle(["stop", "life-die"], be.env);
+    assert.equal(stop.code, 0, stop.stderr);
   }
+  assert.deepEqual(await labelled("bottle.id=life-die"), NOTHING);
 });

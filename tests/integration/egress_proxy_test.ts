@@ -5,7 +5,7 @@
  */
 import { type Daemon, startDaemon, startPipelockStandin } from "../helpers/start_daemon.ts";
 import assert from "node:assert/strict";
-import { egressPermissions } from "../../src/bundle/egress/main.ts";
+import { egressPermissions } from "../../src/bundle/egress/permissions.ts";
 import { mintCa } from "../../src/tls/ca.ts";
 import { run, spawn } from "../../src/proc/runner.ts";
 import { startTestUpstream, type TestUpstream } from "../fakes/test_upstream.ts";
@@ -91,7 +91,7 @@ async function startStack(options: { trustUpstream?: boolean } = {}): Promise<St
       [
         Deno.execPath(),
         "run",
-        ...egressPermissions(auditFile),
+        ...egressPermissions(auditFile, dir),
         `${ROOT}src/bundle/egress/main.ts`,
         "--config",
         `${dir}/egress.json`,

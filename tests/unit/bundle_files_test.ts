@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeBundleFiles } from "../../src/bundle/bundle_files.ts";
+import { makeBundleFiles } from "../../src/bundle/bundle_files.ts";
 import { makePlan } from "../../src/plan/make_plan.ts";
 import { builtinAgents } from "../../src/config/builtin.ts";
 import { EgressConfigSchema } from "../../src/bundle/egress/config.ts";
-import { bundleManifest } from "../../src/bundle/init/bundle_manifest.ts";
+import { parseBundleManifest } from "../../src/bundle/init/bundle_manifest.ts";
 import { run } from "../../src/proc/runner.ts";
 
 const STANDIN = fileURLToPath(new URL("../fakes/pipelock_standin.ts", import.meta.url));
 
-function planIn(stateRoot: string) {
+function planIn(stateRoot: string, upstreamCaFiles: string[] = []) {
   return makePlan(
     {
       name: "claude",
@@ -25,53 +25,69 @@ function planIn(stateRoot: string) {
       ownerHost: "h",
       ownerPid: 1,
       hostEnvNames: new Set(["ANTHROPIC_API_KEY"]),
+      upstreamCaFiles,
     },
   );
 }
 
-Deno.test("bundle files: configs are private, valid, and carry no secret value", async () => {
-  const root = await Deno.makeTempDir();
+Deno.test("bundle files: exactly the planned files, valid, and no secret value in them", async () => {
+  const plan = planIn("/state");
+  const { files, agentTrustPem } = await makeBundleFiles(plan);
+  assert.deepEqual(
+    [...files.keys()].sort(),
+    plan.bundle.container.copyIn[0]!.files.map((f) => f.name).sort(),
+  );
+  // Every copied file is readable by the bundle user alone.
+  assert.ok(plan.bundle.container.copyIn[0]!.files.every((f) => f.mode === "0400"));
+  const egress = EgressConfigSchema.parse(JSON.parse(files.get("egress.json")!));
+  assert.deepEqual(egress.routes, [
+    {
+      host: "api.anthropic.com",
+      header: "x-api-key",
+      template: "{value}",
+      valueEnv: "BOTTLE_ROUTE_0",
+    },
+  ]);
+  assert.equal(egress.upstreamProxy, "http://127.0.0.1:8888");
+  assert.deepEqual(egress.listen, {
+    host: "127.0.0.1",
+    port: 3128,
+    socket: "/run/bottle/sockets/egress.sock",
+  });
+  const manifest = parseBundleManifest(JSON.parse(files.get("bundle.json")!));
+  assert.deepEqual(manifest.daemons, ["egress", "pipelock"]);
+  assert.equal((agentTrustPem.match(/BEGIN CERTIFICATE/g) ?? []).length, 2);
+  assert.match(files.get("pipelock-ca-key.pem")!, /BEGIN EC PRIVATE KEY/);
+  // The agent trusts the two certificates whose keys the bundle holds.
+  assert.ok(agentTrustPem.includes(files.get("egress-ca.pem")!.trim()));
+  assert.ok(agentTrustPem.includes(files.get("pipelock-ca.pem")!.trim()));
+});
+
+Deno.test("bundle files: extra upstream CAs are copied in and trusted by egress", async () => {
+  const dir = await Deno.makeTempDir();
   try {
-    const plan = planIn(root);
-    const files = await writeBundleFiles(plan, { upstreamCaFiles: [] });
-    assert.equal((await Deno.stat(files.configDir)).mode! & 0o777, 0o700);
-    for await (const e of Deno.readDir(files.configDir)) {
-      assert.equal((await Deno.stat(join(files.configDir, e.name))).mode! & 0o777, 0o600, e.name);
-    }
-    const egress = EgressConfigSchema.parse(
-      JSON.parse(await Deno.readTextFile(join(files.configDir, "egress.json"))),
-    );
-    assert.deepEqual(egress.routes, [
-      {
-        host: "api.anthropic.com",
-        header: "x-api-key",
-        template: "{value}",
-        valueEnv: "BOTTLE_ROUTE_0",
-      },
+    const ca = join(dir, "corp.pem");
+    const { certPem } = await (await import("../../src/tls/ca.ts")).mintCa();
+    await Deno.writeTextFile(ca, certPem);
+    const { files } = await makeBundleFiles(planIn("/state", [ca]));
+    assert.equal(files.get("upstream-ca-0.pem"), certPem);
+    const egress = EgressConfigSchema.parse(JSON.parse(files.get("egress.json")!));
+    assert.deepEqual(egress.upstreamCaFiles, [
+      "/etc/bottle/pipelock-ca.pem",
+      "/etc/bottle/upstream-ca-0.pem",
     ]);
-    assert.equal(egress.upstreamProxy, "http://127.0.0.1:8888");
-    const manifest = bundleManifest.parse(
-      JSON.parse(await Deno.readTextFile(join(files.configDir, "bundle.json"))),
-    );
-    assert.deepEqual(manifest.daemons, ["egress", "pipelock"]);
-    assert.equal((files.agentTrustPem.match(/BEGIN CERTIFICATE/g) ?? []).length, 2);
-    assert.match(
-      await Deno.readTextFile(join(files.configDir, "pipelock-ca-key.pem")),
-      /BEGIN EC PRIVATE KEY/,
-    );
   } finally {
-    await Deno.remove(root, { recursive: true });
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("bundle files: the pipelock config passes the stand-in's strict key check", async () => {
   const root = await Deno.makeTempDir();
   try {
-    const plan = planIn(root);
-    const files = await writeBundleFiles(plan, { upstreamCaFiles: [] });
-    // The config names in-bundle paths; point a copy at the host files to check it here.
-    const yaml = (await Deno.readTextFile(join(files.configDir, "pipelock.yaml")))
-      .replaceAll("/etc/bottle/", `${files.configDir}/`);
+    const { files } = await makeBundleFiles(planIn(root));
+    // The config names in-bundle paths; write the files here and point a copy at them.
+    for (const [name, text] of files) await Deno.writeTextFile(join(root, name), text);
+    const yaml = files.get("pipelock.yaml")!.replaceAll("/etc/bottle/", `${root}/`);
     const copy = join(root, "pipelock-check.yaml");
     await Deno.writeTextFile(copy, yaml);
     const r = await run([Deno.execPath(), "run", "-A", STANDIN, "check", "--config", copy], {
@@ -84,22 +100,16 @@ Deno.test("bundle files: the pipelock config passes the stand-in's strict key ch
 });
 
 Deno.test("bundle files: an agent allowed nowhere still gets a valid strict pipelock config", async () => {
-  const root = await Deno.makeTempDir();
-  try {
-    const def = {
-      ...builtinAgents().claude!,
-      command: ["sleep", "1000"],
-      anthropic: "none" as const,
-    };
-    const plan = makePlan(
-      { name: "quiet", definition: def, origin: "test", baseDir: "/", buildCaCerts: [] },
-      { suffix: "q1", stateRoot: root, ownerHost: "h", ownerPid: 1, hostEnvNames: new Set() },
-    );
-    assert.deepEqual(plan.bundle.allowlist, []);
-    const files = await writeBundleFiles(plan, { upstreamCaFiles: [] });
-    const yaml = await Deno.readTextFile(join(files.configDir, "pipelock.yaml"));
-    assert.match(yaml, /api_allowlist:\n\s+- "nothing-allowed\.invalid"\n/);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  const def = {
+    ...builtinAgents().claude!,
+    command: ["sleep", "1000"],
+    anthropic: "none" as const,
+  };
+  const plan = makePlan(
+    { name: "quiet", definition: def, origin: "test", baseDir: "/", buildCaCerts: [] },
+    { suffix: "q1", stateRoot: "/state", ownerHost: "h", ownerPid: 1, hostEnvNames: new Set() },
+  );
+  assert.deepEqual(plan.bundle.allowlist, []);
+  const { files } = await makeBundleFiles(plan);
+  assert.match(files.get("pipelock.yaml")!, /api_allowlist:\n\s+- "nothing-allowed\.invalid"\n/);
 });

@@ -42,7 +42,7 @@ Deno.test("cli: plan claude --json works with no agent file", async () => {
   });
   assert.equal(r.code, 0, r.stderr);
   const plan = JSON.parse(r.stdout);
-  assert.equal(plan.schema, "bottle.plan/v1");
+  assert.equal(plan.schema, "bottle.plan/v2");
   assert.equal(plan.bottle.name, "claude-t1");
   assert.equal(plan.bottle.origin, "built-in");
   assert.ok(!r.stdout.includes("sk-real-secret-value"), "secret value leaked into plan output");
@@ -131,9 +131,9 @@ Deno.test("cli: a missing docker is one clear message and exit 2", async () => {
   assert.match(r.stderr, /^bottle: Cannot run "\/nonexistent\/docker".*bottle doctor/);
 });
 
-Deno.test("cli: logs shows a bottle's audit log readably and as JSON", async () => {
+Deno.test("cli: logs shows a stopped bottle's kept audit log readably and as JSON", async () => {
   const home = await Deno.makeTempDir();
-  const logs = join(home, ".local", "state", "bottle", "bottles", "claude-x1", "logs");
+  const logs = join(home, ".local", "state", "bottle", "logs", "claude-x1");
   await Deno.mkdir(logs, { recursive: true });
   const lines = [
     {
@@ -173,7 +173,37 @@ Deno.test("cli: logs shows a bottle's audit log readably and as JSON", async () 
   );
   const j = await cli(["logs", "claude-x1", "--json"], { home });
   assert.deepEqual(j.stdout.trim().split("\n").map((l) => JSON.parse(l)), lines);
-  const missing = await cli(["logs", "nope"], { home });
+  const missing = await cli(["logs", "claude-nope"], { home });
   assert.equal(missing.code, 2);
-  assert.match(missing.stderr, /No bottle named "nope"/);
+  assert.match(missing.stderr, /No bottle named "claude-nope"/);
+  const bad = await cli(["logs", "../../etc"], { home });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /Invalid bottle name/);
+});
+
+Deno.test("cli: logs shows agent-controlled text escaped, and --json stays exact JSON", async () => {
+  const home = await Deno.makeTempDir();
+  const logs = join(home, ".local", "state", "bottle", "logs", "claude-x2");
+  await Deno.mkdir(logs, { recursive: true });
+  const line = {
+    time: "2026-11-24T06:00:01.000Z",
+    method: "GET",
+    host: "evil.example\x1b]0;PWNED\x07",
+    path: "/\u009b2J\r",
+    status: 403,
+    bytes_up: 0,
+    bytes_down: 0,
+    decision: "denied",
+    reason: "not in allowlist\x1b[8m",
+  };
+  await Deno.writeTextFile(join(logs, "audit.jsonl"), JSON.stringify(line) + "\n");
+  const r = await cli(["logs", "claude-x2"], { home });
+  assert.equal(r.code, 0, r.stderr);
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(r.stdout, /[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+  assert.match(r.stdout, /evil\.example\\x1b\]0;PWNED\\x07\/\\x9b2J\\r 403/);
+  const j = await cli(["logs", "claude-x2", "--json"], { home });
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(j.stdout, /[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+  assert.deepEqual(JSON.parse(j.stdout), line);
 });

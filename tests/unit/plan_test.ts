@@ -71,10 +71,11 @@ Deno.test("plan: concurrent bottles of one agent get distinct names and objects"
   const objects = (p: ReturnType<typeof makePlan>) => [
     p.bottle.name,
     p.bottle.stateDir,
-    p.networks.internal.name,
-    p.networks.outbound.name,
-    p.bundle.container,
-    p.agent.container,
+    p.bottle.keptAuditLog,
+    ...p.networks.map((n) => n.name),
+    ...p.volumes.map((v) => v.name),
+    p.bundle.container.name,
+    p.agent.container!.name,
   ];
   for (const o of objects(p1)) assert.ok(!objects(p2).includes(o), `${o} shared`);
 });
@@ -103,15 +104,34 @@ Deno.test("plan: no credential on the host is a warning, not a route", () => {
   assert.match(p.warnings[0]!, /No Anthropic credential/);
 });
 
-Deno.test("plan: the agent is locked down and points at the bundle", async () => {
+Deno.test("plan: the agent has no network and reaches the bundle only by its sockets", async () => {
   const p = makePlan(await reviewer(), facts());
-  assert.deepEqual(p.agent.security, { capDrop: ["ALL"], noNewPrivileges: true });
-  assert.equal(p.agent.env.HTTPS_PROXY, "http://bundle:3128");
-  assert.equal(p.networks.internal.internal, true);
-  assert.equal(p.networks.outbound.internal, false);
-  assert.deepEqual(p.agent.resources, { cpus: 2, memory: "4g", pids: 512 });
+  const agent = p.agent.container!;
+  assert.equal(agent.network, "none");
+  assert.deepEqual(agent.capDrop, ["ALL"]);
+  assert.deepEqual(agent.securityOpt, ["no-new-privileges"]);
+  assert.equal(agent.user, "agent");
+  assert.deepEqual(agent.resources, { cpus: 2, memory: "4g", pids: 512 });
+  assert.equal(p.agent.env.HTTPS_PROXY, "http://127.0.0.1:3128");
+  // The forwarder relays each agent-facing daemon's port to its socket, read-only mounted.
+  assert.deepEqual(agent.volumes, [
+    { volume: "bottle-reviewer-abc123-sockets", target: "/run/bottle/sockets", readonly: true },
+  ]);
+  assert.deepEqual(agent.command, [
+    "3128=/run/bottle/sockets/egress.sock",
+    "8080=/run/bottle/sockets/git-gate.sock",
+    "8090=/run/bottle/sockets/supervise.sock",
+  ]);
+  assert.equal(agent.entrypoint, "/usr/local/lib/bottle/bottle-forward");
+  assert.equal(p.bundle.listen.host, "127.0.0.1");
+  assert.deepEqual(p.networks.map((n) => [n.name, n.internal]), [
+    ["bottle-reviewer-abc123-outbound", false],
+  ]);
+  assert.equal(p.bundle.container.network, "bottle-reviewer-abc123-outbound");
+  assert.deepEqual(p.bundle.container.capDrop, ["ALL"]);
+  assert.equal(p.bundle.container.user, "65532:65532");
   assert.deepEqual(p.bundle.daemons, ["egress", "pipelock", "git-gate", "supervise"]);
-  for (const o of [p.agent.labels, p.bundle.labels, p.networks.internal.labels]) {
+  for (const o of [agent.labels, p.bundle.container.labels, p.networks[0]!.labels]) {
     assert.equal(o["bottle.id"], p.bottle.name);
   }
 });
@@ -124,7 +144,28 @@ Deno.test("plan: --backend overrides the definition", () => {
 });
 
 Deno.test("plan: smolmachines bottles get a VM section with whole cpus and MiB", async () => {
-  const p = makePlan(await reviewer(), facts({ backend: "smolmachines" }));
-  assert.deepEqual(p.vm, { machine: "bottle-reviewer-abc123", cpus: 2, memoryMib: 4096 });
-  assert.equal(makePlan(await reviewer(), facts()).vm, undefined);
+  const r = await reviewer();
+  const noMounts = { ...r, definition: { ...r.definition, mounts: [] } };
+  const p = makePlan(noMounts, facts({ backend: "smolmachines" }));
+  assert.deepEqual(p.vm, {
+    machine: "bottle-reviewer-abc123",
+    cpus: 2,
+    memoryMib: 4096,
+    allowCidrs: ["{bundle.address}/32"],
+    allowHosts: ["bottle-dns-closed.invalid"],
+  });
+  assert.equal(p.agent.container, undefined);
+  assert.equal(p.agent.env.HTTPS_PROXY, "http://{bundle.address}:3128");
+  // The VM reaches the bundle over the network: egress listens on it, no sockets volume.
+  assert.equal(p.bundle.listen.host, "0.0.0.0");
+  assert.deepEqual(p.volumes, []);
+  assert.equal(makePlan(r, facts()).vm, undefined);
+});
+
+Deno.test("plan: mounts are refused on smolmachines rather than silently dropped", async () => {
+  const r = await reviewer();
+  assert.throws(
+    () => makePlan(r, facts({ backend: "smolmachines" })),
+    /mounts are not supported on the smolmachines backend/,
+  );
 });

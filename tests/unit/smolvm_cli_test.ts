@@ -77,14 +77,19 @@ Deno.test("assertSupported turns a missing smolvm into a UserError", async () =>
   assert.match(err.message, /\$SMOLVM/);
 });
 
-Deno.test("the binary comes from the constructor, else $SMOLVM, else smolvm", () => {
+Deno.test("the binary comes from the invocation's env through the seam, never Deno.env", async () => {
+  const { enginesFrom } = await import("../../src/backends/engines.ts");
   const saved = Deno.env.get("SMOLVM");
   try {
-    Deno.env.set("SMOLVM", "/opt/smolvm/bin/smolvm");
-    assert.equal(new SmolvmCli().binary, "/opt/smolvm/bin/smolvm");
-    assert.equal(new SmolvmCli({ binary: "/x" }).binary, "/x");
-    Deno.env.delete("SMOLVM");
+    Deno.env.set("SMOLVM", "/from/process/env");
     assert.equal(new SmolvmCli().binary, "smolvm");
+    assert.equal(new SmolvmCli({ binary: "/x" }).binary, "/x");
+    assert.equal(
+      enginesFrom({ SMOLVM: "/opt/smolvm/bin/smolvm" }).smolvm.binary,
+      "/opt/smolvm/bin/smolvm",
+    );
+    assert.equal(enginesFrom({}).smolvm.binary, "smolvm");
+    assert.equal(enginesFrom({ BOTTLE_DOCKER: "/opt/docker" }).docker.bin, "/opt/docker");
   } finally {
     if (saved === undefined) Deno.env.delete("SMOLVM");
     else Deno.env.set("SMOLVM", saved);

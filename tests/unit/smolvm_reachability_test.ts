@@ -4,7 +4,7 @@
  * to use instead.
  */
 import assert from "node:assert/strict";
-import { assertReachable } from "../../src/backends/smolvm/smolvm_launch.ts";
+import { assertReachable } from "../../src/backends/smolvm/vm_runtime.ts";
 import { UserError } from "../../src/errors.ts";
 
 Deno.test("a bundle address with a listener passes", async () => {

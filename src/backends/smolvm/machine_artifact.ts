@@ -8,7 +8,7 @@
  * archive on stdin (`machine create --image -`, smolvm >= 1.1.0) instead.
  */
 import { join } from "node:path";
-import type { DockerCli } from "../docker/docker_cli.ts";
+import type { DockerCli } from "../../engine/docker_cli.ts";
 import type { SmolvmCli } from "./smolvm_cli.ts";
 import { serveRegistry } from "../../registry/registry_server.ts";
 import { pathExists } from "../../state/path_exists.ts";
@@ -79,4 +79,15 @@ export async function machineSource(
     );
     return { kind: "archive", path: archive, why };
   }
+}
+
+/** Removes (or, dry, lists) every cached VM artifact; the paths, in order. */
+export async function pruneArtifacts(cacheRoot: string, dryRun: boolean): Promise<string[]> {
+  const dir = artifactDir(cacheRoot);
+  if (!(await pathExists(dir))) return [];
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) out.push(join(dir, e.name));
+  out.sort();
+  if (!dryRun) { for (const p of out) await Deno.remove(p, { recursive: true }); }
+  return out;
 }

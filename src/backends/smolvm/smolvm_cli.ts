@@ -151,7 +151,7 @@ export interface PackCreateOptions extends CallOptions {
 }
 
 export interface SmolvmCliOptions {
-  /** smolvm binary; default `$SMOLVM`, else `smolvm` on PATH. */
+  /** smolvm binary; default `smolvm` on PATH (the CLI passes the invocation's `$SMOLVM`). */
   binary?: string;
   /** Extra environment for every smolvm process (tests point the fake's state here). */
   env?: Record<string, string>;
@@ -166,7 +166,7 @@ export class SmolvmCli {
   readonly #env: Record<string, string> | undefined;
 
   constructor(options: SmolvmCliOptions = {}) {
-    this.binary = options.binary ?? Deno.env.get(SMOLVM_ENV) ?? "smolvm";
+    this.binary = options.binary ?? "smolvm";
     this.#env = options.env;
   }
 

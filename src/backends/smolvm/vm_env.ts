@@ -1,26 +1,28 @@
 /**
- * The VM's environment: the plan's agent env with the bundle's alias
- * replaced by its address, since the VM has no DNS (closed on purpose) and
- * its egress policy allows that one address only.
+ * What the VM runtime fills in and wraps: the bundle's address where the
+ * plan says `{bundle.address}` (the VM has no DNS, closed on purpose), and
+ * argv run as a given user (`machine exec` runs as root in the guest).
  */
-import type { Plan } from "../../plan/plan_types.ts";
+import { BUNDLE_ADDRESS } from "../../plan/plan_types.ts";
 
-export function vmEnv(plan: Plan, bundleAddress: string): Record<string, string> {
-  const alias = plan.bundle.alias;
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(plan.agent.env)) {
-    if (/^(https?_proxy|HTTPS?_PROXY)$/.test(k)) {
-      out[k] = v.replace(`//${alias}:`, `//${bundleAddress}:`);
-    } else if (/^no_proxy$/i.test(k)) {
-      out[k] = v.split(",").map((h) => (h === alias ? bundleAddress : h)).join(",");
-    } else {
-      out[k] = v;
-    }
-  }
-  return out;
+export function withBundleAddress(value: string, address: string): string {
+  return value.replaceAll(BUNDLE_ADDRESS, address);
 }
 
-/** Runs argv as the agent user (uid 1000 in bottle's agent image): guest exec runs as root. */
-export function asAgent(argv: string[]): string[] {
-  return ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--", ...argv];
+export function envWithBundleAddress(
+  env: Record<string, string>,
+  address: string,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [k, withBundleAddress(v, address)]),
+  );
+}
+
+const USER = /^[a-z_][a-z0-9_-]{0,31}$|^\d+$/;
+
+/** Runs argv as `user` (name or uid) with its own groups; root runs it as is. */
+export function asUser(user: string, argv: string[]): string[] {
+  if (user === "root" || user === "0") return argv;
+  if (!USER.test(user)) throw new Error(`Invalid guest user "${user}"`);
+  return ["setpriv", `--reuid=${user}`, `--regid=${user}`, "--init-groups", "--", ...argv];
 }

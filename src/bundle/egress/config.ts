@@ -42,6 +42,8 @@ const RouteSchema = z.strictObject({
 const ListenSchema = z.strictObject({
   host: z.string().min(1),
   port: z.number().int().min(0).max(65535),
+  /** Also serve on this Unix socket (what a network-less agent container reaches). */
+  socket: z.string().startsWith("/").optional(),
 });
 
 const ProxyUrl = z.string().refine((u) => {

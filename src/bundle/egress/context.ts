@@ -3,7 +3,7 @@
  * helpers they all use to answer the agent themselves.
  */
 import { redact } from "../../proc/secrets.ts";
-import type { LeafCache } from "../../tls/leaf_cache.ts";
+import type { LeafCert } from "../../tls/leaf.ts";
 import { normalizeHost } from "../../tls/pem.ts";
 import type { AuditLog } from "./audit.ts";
 import type { BufferedWire } from "./buffered.ts";
@@ -11,10 +11,15 @@ import type { ResolvedRoute } from "./config.ts";
 import { binaryToBytes, type Headers1, MAX_HEAD_BYTES } from "./http1.ts";
 import type { ProxyEndpoint } from "./upstream.ts";
 
+/** Where routed hosts' certificates come from (a LeafCache, once the CA has loaded). */
+export interface LeafSource {
+  get(host: string): Promise<LeafCert>;
+}
+
 export interface EgressContext {
   proxy: ProxyEndpoint;
   routes: ResolvedRoute[];
-  leaves: LeafCache;
+  leaves: LeafSource;
   /** PEM roots for TLS egress originates: system bundle plus `upstreamCaFiles`. */
   upstreamCaCerts: string[];
   audit: AuditLog;
@@ -22,6 +27,8 @@ export interface EgressContext {
   log(message: string): void;
   /** How long a connection may sit idle between requests. */
   idleTimeoutMs: number;
+  /** Called once a request to egress itself (the health probe) has its answer. */
+  answeredHealth?: () => void;
 }
 
 const REASONS: Record<number, string> = {

@@ -8,15 +8,6 @@ import { redact } from "../../proc/secrets.ts";
 import { loadEgressConfig } from "./config.ts";
 import { startEgress } from "./server.ts";
 
-/**
- * The `deno run` permissions the daemon needs: network (listen, dial the
- * upstream proxy), read (config, CA files, system CA bundle), write to the
- * audit log only, and env (route secrets).
- */
-export function egressPermissions(auditLog: string): string[] {
-  return ["--no-prompt", "--allow-net", "--allow-read", `--allow-write=${auditLog}`, "--allow-env"];
-}
-
 function usage(): never {
   console.error("Usage: egress --config FILE");
   Deno.exit(2);
@@ -47,6 +38,11 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   console.error(`egress: listening on ${server.addr.hostname}:${server.addr.port}`);
+  // A CA that cannot be loaded ends the daemon (and so the bundle): nothing is served half-working.
+  server.caLoaded.catch((err) => {
+    console.error(`egress: ${redact(err instanceof Error ? err.message : String(err))}`);
+    Deno.exit(2);
+  });
   await stopped.promise;
   await Promise.race([server.close(), new Promise((r) => setTimeout(r, 2000))]);
   console.error("egress: stopped");

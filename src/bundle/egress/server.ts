@@ -6,8 +6,6 @@
  * probe) it answers itself.
  */
 import net from "node:net";
-import { loadCaFiles } from "../../tls/ca.ts";
-import { LeafCache } from "../../tls/leaf_cache.ts";
 import { splitCertificates } from "../../tls/pem.ts";
 import { redact } from "../../proc/secrets.ts";
 import { AuditLog } from "./audit.ts";
@@ -17,6 +15,7 @@ import { handleConnect } from "./connect.ts";
 import {
   type EgressContext,
   errorMessage,
+  type LeafSource,
   readHeadIdle,
   simpleResponse,
   tryWrite,
@@ -52,6 +51,11 @@ export interface StartEgressOptions {
 export interface EgressServer {
   /** The bound address (the port is real even when the config said 0). */
   readonly addr: { hostname: string; port: number };
+  /**
+   * Settles once the CA is loaded (rejects if it cannot be): egress listens
+   * before that, and a routed handshake that comes first waits for it.
+   */
+  readonly caLoaded: Promise<void>;
   /** Stops accepting, drops open connections, closes the audit log. */
   close(): Promise<void>;
 }
@@ -63,7 +67,7 @@ export async function startEgress(
 ): Promise<EgressServer> {
   const routes: ResolvedRoute[] = resolveRoutes(config.routes, options.getEnv);
   const log = options.log ?? ((m: string) => console.error(`egress: ${redact(m)}`));
-  const ca = await loadCaFiles(config.caCertFile, config.caKeyFile);
+  const leaves = loadLeaves(config.caCertFile, config.caKeyFile);
   const upstreamCaCerts = await loadTrust(
     config.upstreamCaFiles,
     options.systemCaBundles ?? SYSTEM_CA_BUNDLES,
@@ -72,7 +76,8 @@ export async function startEgress(
   const ctx: EgressContext = {
     proxy: parseProxyUrl(config.upstreamProxy),
     routes,
-    leaves: new LeafCache(ca),
+    leaves,
+    answeredHealth: () => leaves.start(),
     upstreamCaCerts,
     audit,
     log: (m) => log(redact(m)),
@@ -80,34 +85,90 @@ export async function startEgress(
   };
 
   const sockets = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+  const onConnection = (socket: net.Socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    socket.setNoDelay(true);
+    if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
     serveAgent(ctx, socket).catch((err) => ctx.log(`Connection failed: ${errorMessage(err)}`));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.listen.port, config.listen.host, () => {
-      server.off("error", reject);
-      resolve();
+  };
+  const servers: net.Server[] = [];
+  const listen = async (where: string, start: (s: net.Server, done: () => void) => void) => {
+    const server = net.createServer({ allowHalfOpen: true }, onConnection);
+    servers.push(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      start(server, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    }).catch((err) => {
+      throw new Error(`Cannot listen on ${where}: ${errorMessage(err)}`);
     });
-  }).catch((err) => {
+    server.on("error", (err) => ctx.log(`Listener error: ${errorMessage(err)}`));
+    return server;
+  };
+  const closeAll = async () => {
+    const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of sockets) s.destroy();
+    await Promise.all(closed);
     audit.close();
-    throw new Error(
-      `Cannot listen on ${config.listen.host}:${config.listen.port}: ${errorMessage(err)}`,
-    );
-  });
-  server.on("error", (err) => ctx.log(`Listener error: ${errorMessage(err)}`));
-  const address = server.address() as net.AddressInfo;
+  };
+  let tcp: net.Server;
+  try {
+    const { host, port, socket } = config.listen;
+    tcp = await listen(`${host}:${port}`, (s, done) => s.listen(port, host, done));
+    if (socket) {
+      await Deno.remove(socket).catch(() => {});
+      await listen(socket, (s, done) => s.listen(socket, done));
+      // The agent runs as another user: it must be able to connect.
+      await Deno.chmod(socket, 0o666);
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  // The X.509 library is evaluated once the bundle's health probe has had its
+  // answer (evaluating it blocks this thread for a while), or after a second.
+  const warmTimer = setTimeout(() => leaves.start(), 1000);
+  Deno.unrefTimer(warmTimer);
+  const address = tcp.address() as net.AddressInfo;
   return {
     addr: { hostname: address.address, port: address.port },
-    close: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sockets) s.destroy();
-      await closed;
-      audit.close();
+    caLoaded: leaves.loaded,
+    close: () => {
+      clearTimeout(warmTimer);
+      return closeAll();
     },
+  };
+}
+
+/**
+ * The CA and the leaf cache, loaded in the background: the X.509 library is
+ * most of egress's start-up time, and only routed handshakes need it, so
+ * egress answers (and the bundle is ready) without waiting for it.
+ */
+function loadLeaves(
+  certFile: string,
+  keyFile: string,
+): LeafSource & { loaded: Promise<void>; start(): void } {
+  const go = Promise.withResolvers<void>();
+  const cache = (async () => {
+    await go.promise;
+    const [{ loadCaFiles }, { LeafCache }] = await Promise.all([
+      import("../../tls/ca.ts"),
+      import("../../tls/leaf_cache.ts"),
+    ]);
+    return new LeafCache(await loadCaFiles(certFile, keyFile));
+  })();
+  const loaded = cache.then(() => {});
+  loaded.catch(() => {}); // reported by whoever awaits `caLoaded`
+  return {
+    get: (host) => {
+      go.resolve(); // a handshake before the listeners are up starts the load itself
+      return cache.then((c) => c.get(host));
+    },
+    loaded,
+    start: () => go.resolve(),
   };
 }
 
@@ -169,7 +230,9 @@ async function serveAgent(ctx: EgressContext, socket: net.Socket): Promise<void>
         return;
       }
       if (req.target.startsWith("/")) {
-        if (!(await answerOriginForm(agent, req))) return;
+        const kept = await answerOriginForm(agent, req);
+        ctx.answeredHealth?.();
+        if (!kept) return;
         continue;
       }
       if (!(await forwarder.forward(req))) return;

@@ -5,8 +5,8 @@
  * agent can never reach it except through egress.
  */
 import { BUNDLE_CONFIG_DIR, type BundleManifest } from "./bundle_manifest.ts";
-import { egressPermissions } from "../egress/main.ts";
-import { AUDIT_LOG_IN_BUNDLE } from "./bundle_manifest.ts";
+import { egressPermissions } from "../egress/permissions.ts";
+import { AUDIT_LOG_IN_BUNDLE, SOCKETS_DIR } from "./bundle_manifest.ts";
 
 export interface DaemonSpec {
   name: string;
@@ -42,11 +42,13 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
       case "egress":
         return {
           name,
-          // Least privilege: egress may write only its audit log.
+          // Least privilege: egress may write only its audit log and its socket.
           argv: [
             self.deno,
             "run",
-            ...egressPermissions(AUDIT_LOG_IN_BUNDLE),
+            "--no-config",
+            "--cached-only",
+            ...egressPermissions(AUDIT_LOG_IN_BUNDLE, SOCKETS_DIR),
             self.script,
             "egress",
             "--config",

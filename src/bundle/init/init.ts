@@ -8,7 +8,7 @@
 import {
   BUNDLE_MANIFEST,
   type BundleManifest,
-  bundleManifest,
+  parseBundleManifest,
   READY_LINE,
 } from "./bundle_manifest.ts";
 import { type DaemonSpec, daemonSpecs, type SelfCommand } from "./daemons.ts";
@@ -23,7 +23,7 @@ interface Running {
 }
 
 export async function runInit(self: SelfCommand, manifestPath = BUNDLE_MANIFEST): Promise<number> {
-  const manifest: BundleManifest = bundleManifest.parse(
+  const manifest: BundleManifest = parseBundleManifest(
     JSON.parse(await Deno.readTextFile(manifestPath)),
   );
   const specs = daemonSpecs(manifest, self);
@@ -89,15 +89,30 @@ export async function runInit(self: SelfCommand, manifestPath = BUNDLE_MANIFEST)
   return code;
 }
 
+/** Every daemon at once: first until its port accepts (cheap to poll), then its health check. */
 async function waitHealthy(specs: DaemonSpec[]): Promise<void> {
   const deadline = Date.now() + HEALTH_TIMEOUT_MS;
-  for (const s of specs) {
-    while (!(await healthy(s))) {
+  const until = async (s: DaemonSpec, check: () => Promise<boolean>) => {
+    while (!(await check())) {
       if (Date.now() > deadline) {
         throw new Error(`daemon ${s.name} not healthy after ${HEALTH_TIMEOUT_MS} ms (${s.health})`);
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 5));
     }
+  };
+  await Promise.all(specs.map(async (s) => {
+    const url = new URL(s.health);
+    await until(s, () => accepting(url.hostname, Number(url.port)));
+    await until(s, () => healthy(s));
+  }));
+}
+
+async function accepting(hostname: string, port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname, port })).close();
+    return true;
+  } catch {
+    return false;
   }
 }
 

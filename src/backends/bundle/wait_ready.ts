@@ -4,7 +4,7 @@
  * once (the log stream ends) and reported with the tail of what it said.
  */
 import { READY_LINE } from "../../bundle/init/bundle_manifest.ts";
-import type { DockerCli } from "./docker_cli.ts";
+import type { DockerCli } from "../../engine/docker_cli.ts";
 import { abortable } from "../../proc/abortable.ts";
 
 const READY_TIMEOUT_MS = 90_000;

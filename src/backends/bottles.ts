@@ -1,0 +1,250 @@
+/**
+ * The bottles that exist, on both runtimes: list, exec into, stop, and the
+ * orphans `cleanup` removes. A bottle is found by its record (which names
+ * every object it owns, so `exec` and `stop` need no search of the engine),
+ * else by the labels on its objects (a bottle whose launcher was killed, or
+ * made from another host).
+ */
+import type { Engines } from "./engines.ts";
+import { runtimeFor } from "./engines.ts";
+import type { Backend } from "../plan/plan_types.ts";
+import * as L from "../labels.ts";
+import { bottleDir, keptAuditLog, readRecord } from "../state/bottle_record.ts";
+import { checkBottleName, isBottleName } from "../state/bottle_name.ts";
+import { ownerAlive } from "../state/owner.ts";
+import { pathExists } from "../state/path_exists.ts";
+import { UserError } from "../errors.ts";
+import { saveAuditLog } from "./bundle/bundle_container.ts";
+import type { ContainerSummary } from "../engine/docker_cli.ts";
+
+export interface BottleSummary {
+  name: string;
+  agent: string;
+  backend: Backend;
+  /** The agent's state ("running", "exited", …), with the bundle's when it is not running. */
+  state: string;
+  /** ISO 8601. */
+  createdAt: string;
+}
+
+/** Everything a bottle owns, by name. */
+interface Owned {
+  name: string;
+  backend: Backend;
+  place?: string;
+  user: string;
+  workdir?: string;
+  program?: string[];
+  containers: string[];
+  bundleContainer?: string;
+  networks: string[];
+  volumes: string[];
+  hasState: boolean;
+}
+
+export interface ExecRequest {
+  tty: boolean;
+  user?: string;
+  workdir?: string;
+  env?: Record<string, string>;
+}
+
+export class Bottles {
+  constructor(private readonly engines: Engines, private readonly stateRoot: string) {}
+
+  async list(): Promise<BottleSummary[]> {
+    const containers = await this.engines.docker.listContainers([`${L.MANAGED}=true`]);
+    const byName = new Map<string, ContainerSummary[]>();
+    for (const c of containers) {
+      const name = c.labels[L.BOTTLE_ID];
+      if (!name || !isBottleName(name)) continue;
+      byName.set(name, [...(byName.get(name) ?? []), c]);
+    }
+    const rows = await Promise.all([...byName].map(async ([name, cs]) => {
+      const record = await readRecord(bottleDir(this.stateRoot, name));
+      const backend = (cs[0]!.labels[L.BACKEND] ?? "docker") as Backend;
+      const bundle = cs.find((c) => c.labels[L.ROLE] === "bundle");
+      const agent = await this.agentState(backend, name, cs);
+      const bundleState = bundle?.state ?? "missing";
+      return {
+        name,
+        agent: cs[0]!.labels[L.AGENT] ?? "",
+        backend,
+        state: bundleState === "running" ? agent : `${agent} (bundle ${bundleState})`,
+        createdAt: record?.createdAt ?? isoTime(cs[0]!.createdAt),
+      };
+    }));
+    return rows.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Runs argv in a bottle's agent, on this terminal; returns its exit code. */
+  async exec(name: string, argv: string[], req: ExecRequest): Promise<number> {
+    const b = await this.find(name);
+    if (!b.place) throw new UserError(`Bottle "${name}" has no agent (see bottle ls)`);
+    return await runtimeFor(this.engines, b.backend).execInteractive(b.place, argv, {
+      user: req.user ?? b.user,
+      tty: req.tty,
+      ...(req.workdir ?? b.workdir ? { workdir: req.workdir ?? b.workdir } : {}),
+      ...(req.env ? { env: req.env } : {}),
+    });
+  }
+
+  /** The argv that starts the agent program in a running bottle (for attach). */
+  async program(name: string): Promise<string[]> {
+    const b = await this.find(name);
+    if (!b.program) {
+      throw new UserError(`Bottle "${name}" has no recorded agent program (see bottle ls)`);
+    }
+    return b.program;
+  }
+
+  /**
+   * Removes everything a bottle owns; other bottles keep running. The audit
+   * log is kept (`bottle logs` still shows it).
+   */
+  async stop(name: string): Promise<void> {
+    const b = await this.find(name);
+    const { docker } = this.engines;
+    if (b.bundleContainer) {
+      await saveAuditLog(docker, b.bundleContainer, keptAuditLog(this.stateRoot, name));
+    }
+    // The agent and the bundle, then what they used, each group in parallel.
+    const runtime = b.place ? runtimeFor(this.engines, b.backend) : undefined;
+    await Promise.all([
+      runtime && b.place ? runtime.remove(b.place) : undefined,
+      docker.removeContainers(b.containers.filter((c) => c !== b.place)),
+    ]);
+    await Promise.all([docker.networkRemove(b.networks), docker.volumeRemove(b.volumes)]);
+    if (b.hasState) await Deno.remove(bottleDir(this.stateRoot, name), { recursive: true });
+  }
+
+  /**
+   * Bottles whose launcher died without finishing, that no record of this
+   * user's explains, or (with `all`) every bottle.
+   */
+  async orphans(all: boolean): Promise<{ name: string; backend: Backend }[]> {
+    const { docker } = this.engines;
+    const filter = [`${L.MANAGED}=true`];
+    const [containers, networks, volumes] = await Promise.all([
+      docker.listContainers(filter),
+      docker.listNetworks(filter),
+      docker.listVolumes(filter),
+    ]);
+    const found = new Map<string, { backend: Backend; host?: string; pid?: string }>();
+    for (const o of [...containers, ...networks, ...volumes]) {
+      const name = o.labels[L.BOTTLE_ID];
+      if (!name || !isBottleName(name)) continue;
+      found.set(name, {
+        backend: (o.labels[L.BACKEND] ?? "docker") as Backend,
+        ...(o.labels[L.OWNER_HOST] ? { host: o.labels[L.OWNER_HOST] } : {}),
+        ...(o.labels[L.OWNER_PID] ? { pid: o.labels[L.OWNER_PID] } : {}),
+      });
+    }
+    if (await this.smolvmPresent()) {
+      for (const [name] of await runtimeFor(this.engines, "smolmachines").listPlaces()) {
+        if (isBottleName(name) && !found.has(name)) found.set(name, { backend: "smolmachines" });
+      }
+    }
+    const out: { name: string; backend: Backend }[] = [];
+    for (const [name, o] of found) {
+      if (all) {
+        out.push({ name, backend: o.backend });
+        continue;
+      }
+      const record = await readRecord(bottleDir(this.stateRoot, name));
+      if (record?.status === "running" && record.detached) continue;
+      const owner = record
+        ? { host: record.ownerHost, pid: String(record.ownerPid) }
+        : { host: o.host, pid: o.pid };
+      if (!(await ownerAlive(owner))) out.push({ name, backend: o.backend });
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** What a bottle owns: from its record, else from the engine's labels. */
+  private async find(name: string): Promise<Owned> {
+    checkBottleName(name);
+    const dir = bottleDir(this.stateRoot, name);
+    const record = await readRecord(dir);
+    if (record) {
+      return {
+        name,
+        backend: record.backend,
+        place: record.place,
+        user: record.user,
+        workdir: record.workdir,
+        program: record.program,
+        containers: [
+          record.bundleContainer,
+          ...(record.backend === "docker" ? [record.place] : []),
+        ],
+        bundleContainer: record.bundleContainer,
+        networks: record.networks,
+        volumes: record.volumes,
+        hasState: true,
+      };
+    }
+    const { docker } = this.engines;
+    const filter = [`${L.BOTTLE_ID}=${name}`, `${L.MANAGED}=true`];
+    const [containers, networks, volumes, hasState] = await Promise.all([
+      docker.listContainers(filter),
+      docker.listNetworks(filter),
+      docker.listVolumes(filter),
+      pathExists(dir),
+    ]);
+    const backend = ([...containers, ...networks, ...volumes][0]?.labels[L.BACKEND] ??
+      "docker") as Backend;
+    let place = containers.find((c) => c.labels[L.ROLE] === "agent")?.name;
+    if (backend === "smolmachines" || (!place && await this.smolvmPresent())) {
+      const vm = (await runtimeFor(this.engines, "smolmachines").listPlaces()).get(name);
+      if (vm) place = vm;
+    }
+    if (!place && containers.length + networks.length + volumes.length === 0 && !hasState) {
+      throw new UserError(`No bottle named "${name}" (see bottle ls)`);
+    }
+    const vmBackend: Backend = place && !containers.some((c) => c.name === place)
+      ? "smolmachines"
+      : backend;
+    return {
+      name,
+      backend: vmBackend,
+      ...(place ? { place } : {}),
+      user: "agent",
+      containers: containers.map((c) => c.name),
+      ...(containers.find((c) => c.labels[L.ROLE] === "bundle")
+        ? { bundleContainer: containers.find((c) => c.labels[L.ROLE] === "bundle")!.name }
+        : {}),
+      networks: networks.map((n) => n.name),
+      volumes: volumes.map((v) => v.name),
+      hasState,
+    };
+  }
+
+  private async agentState(
+    backend: Backend,
+    name: string,
+    cs: ContainerSummary[],
+  ): Promise<string> {
+    if (backend === "docker") {
+      return cs.find((c) => c.labels[L.ROLE] === "agent")?.state ?? "no agent";
+    }
+    const record = await readRecord(bottleDir(this.stateRoot, name));
+    const place = record?.place ?? `bottle-${name}`;
+    if (!(await this.smolvmPresent())) return "unknown (smolvm not found)";
+    return (await runtimeFor(this.engines, "smolmachines").state(place)) ?? "no vm";
+  }
+
+  #smolvm: Promise<boolean> | undefined;
+  /** Whether smolvm is installed: a host without it cannot have VMs, and must not fail for it. */
+  private smolvmPresent(): Promise<boolean> {
+    return (this.#smolvm ??= this.engines.smolvm.version().then(() => true, () => false));
+  }
+}
+
+/** docker's "2026-12-01 21:36:55 +0000 UTC" as ISO 8601. */
+export function isoTime(dockerTime: string): string {
+  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.\d+)? ([+-]\d\d)(\d\d)/.exec(dockerTime);
+  if (!m) return dockerTime;
+  const t = Date.parse(`${m[1]}T${m[2]}${m[3]}:${m[4]}`);
+  return Number.isNaN(t) ? dockerTime : new Date(t).toISOString();
+}

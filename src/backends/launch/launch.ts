@@ -1,0 +1,191 @@
+/**
+ * `bottle start`, for both runtimes, written once:
+ *
+ *   prepare (checks, secrets, images; nothing exists yet)
+ *   -> state (record) -> network and volume, bottle CAs minted meanwhile
+ *   -> bundle and agent place started side by side
+ *        bundle: create, copy config in, start, wait until ready
+ *        agent:  the runtime's start, then provisioning
+ *   -> session (or, detached, hand the bottle over to `bottle stop`)
+ *
+ * Every object is released on the teardown stack, registered before it is
+ * created, in reverse order on every path. Work in flight side by side is
+ * always awaited to the end (settled) before teardown runs, so a failure or
+ * a signal in one branch never leaves the other branch's object behind.
+ * Short engine calls are never interrupted (a killed `docker create` client
+ * can leave the daemon creating a container after teardown looked for it);
+ * the signal is checked between them, and long waits (builds, bundle
+ * readiness, the session) are cancelled at once.
+ */
+import type { DockerCli } from "../../engine/docker_cli.ts";
+import type { AgentRuntime, StartContext } from "../agent_runtime.ts";
+import type { LaunchRequest } from "./launch_request.ts";
+import type { Plan } from "../../plan/plan_types.ts";
+import { prepareLaunch } from "./prepare.ts";
+import { provision } from "./provision.ts";
+import { makeBundleFiles } from "../../bundle/bundle_files.ts";
+import { bundleAddress, createBundle, saveAuditLog } from "../bundle/bundle_container.ts";
+import { waitBundleReady } from "../bundle/wait_ready.ts";
+import { type BottleRecord, writeRecord } from "../../state/bottle_record.ts";
+import { throwIfCancelled } from "../../proc/signals.ts";
+import { hostname } from "node:os";
+
+export async function launch(
+  req: LaunchRequest,
+  docker: DockerCli,
+  runtime: AgentRuntime,
+): Promise<number> {
+  try {
+    return await launchSteps(req, docker, runtime);
+  } catch (err) {
+    // A branch that noticed the signal first may have failed for it in its own words.
+    if (req.signal.aborted && !(err instanceof SuppressedError)) throw req.signal.reason;
+    throw err;
+  }
+}
+
+async function launchSteps(
+  req: LaunchRequest,
+  docker: DockerCli,
+  runtime: AgentRuntime,
+): Promise<number> {
+  const { plan, signal } = req;
+  const prepared = await prepareLaunch(req, docker);
+
+  await using stack = new AsyncDisposableStack();
+  const base = {
+    plan,
+    images: prepared.images,
+    cacheDir: req.cacheDir,
+    signal,
+    progress: req.progress,
+  };
+  await runtime.prepare({ ...base, stack });
+  const place = runtime.placeOf(plan);
+  const record = await openState(stack, req, place);
+
+  // Minting the CAs is CPU work; it runs while the engine makes the network.
+  const files = makeBundleFiles(plan, req.mintCas);
+  req.progress(`creating the network and volume for ${plan.bottle.name}`);
+  stack.defer(() => removeShared(docker, plan));
+  stack.defer(() => removeContainers(docker, runtime, plan, place));
+  throwIfCancelled(signal);
+  await settled([files, createShared(docker, plan)]);
+  const { agentTrustPem } = await files;
+
+  throwIfCancelled(signal);
+  req.progress("starting the bundle");
+  const bundleStarted = createBundle(docker, plan, {
+    image: prepared.images.bundle,
+    files: await files,
+    secretEnv: prepared.secretEnv,
+    signal,
+  });
+  let address: Promise<string> | undefined;
+  const start: StartContext = {
+    ...base,
+    bundleAddress: () => (address ??= bundleStarted.then(() => bundleAddress(docker, plan))),
+  };
+  req.progress("starting the agent");
+  await settled([
+    bundleStarted.then(() => waitBundleReady(docker, plan.bundle.container.name, signal)),
+    runtime.start(start).then(() => {
+      throwIfCancelled(signal);
+      req.progress("provisioning");
+      return provision(runtime, place, plan, agentTrustPem);
+    }),
+  ]);
+
+  throwIfCancelled(signal);
+  await writeRecord(plan.bottle.stateDir, { ...record, status: "running" });
+  if (req.detach) {
+    stack.move(); // the bottle outlives this process; `bottle stop` releases it
+    const n = plan.bottle.name;
+    req.progress(`ready: ${n} (bottle exec ${n} -- CMD, bottle attach ${n}, bottle stop ${n})`);
+    return 0;
+  }
+  // SIGTERM (or SIGINT where there is no TTY) ends the session, then teardown runs.
+  return await runtime.execInteractive(place, plan.agent.program, {
+    user: plan.agent.user,
+    workdir: plan.agent.workdir,
+    tty: req.tty,
+    signal,
+  });
+}
+
+/** Waits for every promise to settle; then throws the first failure, if any. */
+async function settled(promises: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
+/** The bottle's state dir (removed on teardown) and its record. */
+async function openState(
+  stack: AsyncDisposableStack,
+  req: LaunchRequest,
+  place: string,
+): Promise<BottleRecord> {
+  const { plan } = req;
+  const { stateDir } = plan.bottle;
+  await Deno.mkdir(stateDir.slice(0, stateDir.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+  // Not recursive: a dir that exists means the name is taken, and is not ours to remove.
+  await Deno.mkdir(stateDir, { mode: 0o700 });
+  stack.defer(() => Deno.remove(stateDir, { recursive: true }).catch(() => {}));
+  const record: BottleRecord = {
+    name: plan.bottle.name,
+    agent: plan.bottle.agent,
+    backend: plan.bottle.backend,
+    createdAt: new Date().toISOString(),
+    ownerHost: hostname(),
+    ownerPid: Deno.pid,
+    status: "launching",
+    detached: req.detach,
+    place,
+    user: plan.agent.user,
+    workdir: plan.agent.workdir,
+    program: plan.agent.program,
+    bundleContainer: plan.bundle.container.name,
+    networks: plan.networks.map((n) => n.name),
+    volumes: plan.volumes.map((v) => v.name),
+  };
+  await writeRecord(stateDir, record);
+  return record;
+}
+
+async function createShared(docker: DockerCli, plan: Plan): Promise<void> {
+  await settled([
+    ...plan.networks.map((n) =>
+      docker.networkCreate(n.name, { internal: n.internal, labels: n.labels })
+    ),
+    ...plan.volumes.map((v) =>
+      docker.volumeCreate(v.name, { options: v.options, labels: v.labels })
+    ),
+  ]);
+}
+
+/** Networks and volumes, in parallel: nothing uses them once the containers are gone. */
+async function removeShared(docker: DockerCli, plan: Pick<Plan, "networks" | "volumes">) {
+  await settled([
+    docker.networkRemove(plan.networks.map((n) => n.name)),
+    docker.volumeRemove(plan.volumes.map((v) => v.name)),
+  ]);
+}
+
+/** The audit log saved first; then the agent's place and the bundle, in parallel. */
+async function removeContainers(
+  docker: DockerCli,
+  runtime: AgentRuntime,
+  plan: Plan,
+  place: string,
+): Promise<void> {
+  const bundle = plan.bundle.container.name;
+  const saved = await saveAuditLog(docker, bundle, plan.bottle.keptAuditLog).then(
+    () => undefined,
+    (err: Error) => err,
+  );
+  await settled([runtime.remove(place), docker.removeContainers([bundle])]);
+  if (saved) {
+    throw new Error(`Could not keep the audit log of ${plan.bottle.name}: ${saved.message}`);
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The smolmachines runtime: the agent's place is a libkrun microVM (plan:
+ * `vm`), made from the agent image by `smolvm pack` (through bottle's own
+ * registry, cached) or from its `docker save` archive.
+ *
+ * The VM's egress policy allows one address, the bundle's. That address must
+ * be one the host can reach, because smolvm's network gateway opens every
+ * guest connection as a host socket. On a Linux engine (and OrbStack) the
+ * bundle's bridge IP is routable from the host and nothing else listens on
+ * it (pipelock and the health port are on the bundle's loopback). Docker
+ * Desktop and Colima keep container IPs inside their own VM; the only host
+ * addresses left to allow would be the host's loopback or LAN address, which
+ * would open every other service there to the agent, so bottle refuses
+ * those engines rather than weaken the policy (checked by connecting to the
+ * bundle from the host before the VM is made).
+ */
+import type { DockerCli } from "../../engine/docker_cli.ts";
+import type {
+  AgentRuntime,
+  ExecOptions,
+  InteractiveOptions,
+  PrepareContext,
+  StartContext,
+} from "../agent_runtime.ts";
+import type { Plan } from "../../plan/plan_types.ts";
+import type { RunResult } from "../../proc/runner.ts";
+import { MachineNotFoundError, type SmolvmCli } from "./smolvm_cli.ts";
+import { type MachineSource, machineSource } from "./machine_artifact.ts";
+import { asUser, envWithBundleAddress, withBundleAddress } from "./vm_env.ts";
+import { UserError } from "../../errors.ts";
+
+const REACH_TIMEOUT_MS = 3000;
+/** VM names are `bottle-<bottle name>`, as in the plan. */
+const MACHINE_PREFIX = "bottle-";
+
+export class VmRuntime implements AgentRuntime {
+  readonly name = "smolmachines" as const;
+  /** The agent image as smolvm boots it; found by `prepare`, used by `start`. */
+  #source: MachineSource | undefined;
+
+  constructor(private readonly smolvm: SmolvmCli, private readonly docker: DockerCli) {}
+
+  placeOf(plan: Plan): string {
+    return vmOf(plan).machine;
+  }
+
+  async prepare(ctx: PrepareContext): Promise<void> {
+    await this.smolvm.assertSupported();
+    const source = await machineSource(this.docker, this.smolvm, ctx.images.agent, {
+      cacheDir: ctx.cacheDir,
+      progress: ctx.progress,
+      signal: ctx.signal,
+    });
+    if (source.kind === "archive") {
+      ctx.stack.defer(() => Deno.remove(source.path).catch(() => {}));
+    }
+    this.#source = source;
+  }
+
+  async start(ctx: StartContext): Promise<void> {
+    const vm = vmOf(ctx.plan);
+    const source = this.#source;
+    if (!source) throw new Error("VmRuntime.start before prepare");
+    const address = await ctx.bundleAddress();
+    await assertReachable(address, ctx.plan.bundle.ports.egress);
+    ctx.progress(`creating the VM ${vm.machine}`);
+    const archive = source.kind === "archive" ? await Deno.open(source.path) : undefined;
+    await this.smolvm.machineCreate({
+      name: vm.machine,
+      ...(source.kind === "smolmachine"
+        ? { from: source.path }
+        : { image: "-", stdin: archive!.readable }),
+      allowCidrs: vm.allowCidrs.map((c) => withBundleAddress(c, address)),
+      allowHosts: vm.allowHosts,
+      env: envWithBundleAddress(ctx.plan.agent.env, address),
+      ...(vm.cpus !== undefined ? { cpus: vm.cpus } : {}),
+      ...(vm.memoryMib !== undefined ? { memoryMib: vm.memoryMib } : {}),
+    });
+    // The archive has been read into the VM's disk; a detached bottle must not keep it.
+    if (source.kind === "archive") await Deno.remove(source.path).catch(() => {});
+    ctx.progress("starting the VM");
+    await this.smolvm.machineStart({ name: vm.machine });
+  }
+
+  async exec(place: string, argv: string[], opts: ExecOptions): Promise<RunResult> {
+    const full = asUser(opts.user, argv);
+    const r = await this.smolvm.machineExec({
+      name: place,
+      argv: full,
+      ...(opts.workdir ? { workdir: opts.workdir } : {}),
+      ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}),
+    });
+    if (r.code !== 0) {
+      throw new Error(
+        `"${full.join(" ")}" in ${place} exited with code ${r.code}: ${r.stderr.trim()}`,
+      );
+    }
+    return { argv: full, code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: false };
+  }
+
+  async copyIn(place: string, dir: string, tar: Uint8Array, user: string): Promise<void> {
+    // As the user itself (root only for root's files): whatever an agent could
+    // have put in the way leads nowhere it could not write already.
+    await this.exec(place, ["tar", "-x", "-f", "-", "-C", dir], { user, stdin: tar });
+  }
+
+  execInteractive(place: string, argv: string[], opts: InteractiveOptions): Promise<number> {
+    return this.smolvm.machineExecInteractive({
+      name: place,
+      argv: asUser(opts.user, argv),
+      tty: opts.tty,
+      ...(opts.workdir ? { workdir: opts.workdir } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  }
+
+  async remove(place: string): Promise<void> {
+    try {
+      await this.smolvm.machineStop({ name: place });
+    } catch (err) {
+      if (err instanceof MachineNotFoundError) return;
+      // A VM that failed to start cannot be stopped but must still be deleted.
+    }
+    await this.smolvm.machineDelete({ name: place, missingOk: true });
+  }
+
+  async state(place: string): Promise<string | undefined> {
+    try {
+      return (await this.smolvm.machineStatus(place)).state;
+    } catch (err) {
+      if (err instanceof MachineNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  async listPlaces(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const m of await this.smolvm.machineLs()) {
+      if (m.name.startsWith(MACHINE_PREFIX)) out.set(m.name.slice(MACHINE_PREFIX.length), m.name);
+    }
+    return out;
+  }
+}
+
+function vmOf(plan: Plan): NonNullable<Plan["vm"]> {
+  if (!plan.vm) throw new Error(`Plan of "${plan.bottle.name}" has no vm`);
+  return plan.vm;
+}
+
+/**
+ * Refuses, before any VM exists, an engine whose container addresses this
+ * host cannot reach: smolvm's gateway could not reach the bundle either.
+ */
+export async function assertReachable(ip: string, port: number): Promise<void> {
+  try {
+    const conn = await Deno.connect({
+      hostname: ip,
+      port,
+      signal: AbortSignal.timeout(REACH_TIMEOUT_MS),
+    });
+    conn.close();
+  } catch (err) {
+    const reason = err instanceof DOMException && err.name === "TimeoutError"
+      ? `no answer in ${REACH_TIMEOUT_MS / 1000} s`
+      : (err as Error).message;
+    throw new UserError(
+      `The bundle at ${ip}:${port} is not reachable from this host (${reason}): ` +
+        "the smolmachines backend needs an engine whose container addresses the host can route to " +
+        "(Docker Engine on Linux, OrbStack); Docker Desktop and Colima keep them inside their VM. " +
+        "Use --backend docker with this engine.",
+    );
+  }
+}
