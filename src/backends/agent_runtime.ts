@@ -13,7 +13,7 @@ export interface StartContext {
   plan: Plan;
   /** The built agent and bundle images (engine references). */
   images: { agent: string; bundle: string };
-  /** The bundle's address on its network, once the bundle runs (asked only by runtimes that need it). */
+  /** The bundle's address on its network, once the bundle is ready (asked only by runtimes that need it). */
   bundleAddress(): Promise<string>;
   cacheDir: string;
   signal: AbortSignal;

@@ -2,12 +2,21 @@
  * The smolmachines launch flow end to end: a real engine runs the bundle,
  * bottle's registry serves the real agent image, and the contract-faithful
  * fake smolvm (strict argv, a pack that really pulls and checks every
- * digest, machine state) stands in for the VM. Teardown is checked after a
- * SIGINT at each launch step.
+ * digest, machine state) stands in for the VM, each machine a container of
+ * the image it was made from, so provisioning runs in a real guest.
+ * Teardown is checked after a SIGINT at each launch step.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { bottle, bottleEnv, interruptAt, labelled, projectWith } from "../helpers/bottle_env.ts";
+import {
+  bottle,
+  bottleEnv,
+  interruptAt,
+  labelled,
+  NOTHING,
+  projectWith,
+} from "../helpers/bottle_env.ts";
+import { run } from "../../src/proc/runner.ts";
 import { FAKE_SMOLVM, fakeSmolvm } from "../fakes/smolvm/test_helpers.ts";
 import { pathExists } from "../../src/state/path_exists.ts";
 
@@ -25,12 +34,11 @@ function flagValues(argv: string[], flag: string): string[] {
 }
 
 Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on SIGINT", async (t) => {
-  await using fake = await fakeSmolvm();
+  await using fake = await fakeSmolvm({ dockerGuests: true });
   const cache = await Deno.makeTempDir({ prefix: "bottle-smol-cache-" });
   await using be = await bottleEnv({
     ...fake.env,
     SMOLVM: FAKE_SMOLVM,
-    FAKE_SMOLVM_EXEC: "record",
     XDG_CACHE_HOME: cache,
   });
   const cwd = await projectWith(be, AGENT_FILE);
@@ -63,16 +71,16 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
         assert.deepEqual(flagValues(create, "--mem"), ["2048"]);
         const machine = await fake.machine("bottle-vmprobe-s1");
         assert.equal(machine?.state, "running");
-        // Provisioning went through machine cp/exec: the trust store and the prompt.
-        const guest = fake.guestRoot("bottle-vmprobe-s1");
+        // Provisioning ran in the guest through machine exec: the trust store and the prompt.
+        const guest = fake.guestContainer("bottle-vmprobe-s1");
+        const inGuest = async (...argv: string[]) =>
+          (await run(["docker", "exec", guest, ...argv])).stdout;
         assert.match(
-          await Deno.readTextFile(join(guest, "usr/local/share/ca-certificates/bottle.crt")),
+          await inGuest("cat", "/usr/local/share/ca-certificates/bottle.crt"),
           /BEGIN CERTIFICATE/,
         );
-        assert.equal(
-          await Deno.readTextFile(join(guest, "home/agent/.bottle/prompt.md")),
-          "You are in a VM.",
-        );
+        assert.equal(await inGuest("cat", "/home/agent/.bottle/prompt.md"), "You are in a VM.");
+        assert.equal(await inGuest("stat", "-c", "%U", "/home/agent/.bottle/prompt.md"), "agent\n");
         assert.ok(
           log.some((a) =>
             a.includes("exec") && a.includes("tee") &&
@@ -103,7 +111,7 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
         const r = await bottle(["stop", name], be.env);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(await fake.machine(`bottle-${name}`), undefined);
-        assert.deepEqual(await labelled(`bottle.id=${name}`), { containers: [], networks: [] });
+        assert.deepEqual(await labelled(`bottle.id=${name}`), NOTHING);
         assert.equal(await pathExists(join(be.stateRoot, "bottles", name)), false);
       }
     });
@@ -127,10 +135,7 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
         );
         assert.equal(r.code, 130, r.stderr);
         assert.equal(await fake.machine(`bottle-vmprobe-${name}`), undefined);
-        assert.deepEqual(await labelled(`bottle.id=vmprobe-${name}`), {
-          containers: [],
-          networks: [],
-        });
+        assert.deepEqual(await labelled(`bottle.id=vmprobe-${name}`), NOTHING);
         assert.equal(await pathExists(join(be.stateRoot, "bottles", `vmprobe-${name}`)), false);
       });
     }
@@ -168,7 +173,7 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
       }, { cwd });
       assert.equal(r.code, 2);
       assert.match(r.stderr, /0\.8\.0.*1\.1\.0/);
-      assert.deepEqual(await labelled("bottle.id=vmprobe-old"), { containers: [], networks: [] });
+      assert.deepEqual(await labelled("bottle.id=vmprobe-old"), NOTHING);
     });
   } finally {
     await bottle(["cleanup", "--all"], be.env);

@@ -81,14 +81,17 @@ async function launchSteps(
     secretEnv: prepared.secretEnv,
     signal,
   });
+  const bundleReady = bundleStarted.then(() =>
+    waitBundleReady(docker, plan.bundle.container.name, signal)
+  );
   let address: Promise<string> | undefined;
   const start: StartContext = {
     ...base,
-    bundleAddress: () => (address ??= bundleStarted.then(() => bundleAddress(docker, plan))),
+    bundleAddress: () => (address ??= bundleReady.then(() => bundleAddress(docker, plan))),
   };
   req.progress("starting the agent");
   await settled([
-    bundleStarted.then(() => waitBundleReady(docker, plan.bundle.container.name, signal)),
+    bundleReady,
     runtime.start(start).then(() => {
       throwIfCancelled(signal);
       req.progress("provisioning");

@@ -61,14 +61,22 @@
  *   `delete`, `exec`, `cp`, `status`, `ls`, `pack`) that fail with an injected
  *   `Error:` after argv validation; a failed start leaves the machine "failed".
  * - `FAKE_SMOLVM_DENO`: the deno the shim runs this file with (default: PATH).
- * - `FAKE_SMOLVM_EXEC=record`: `machine exec` validates and logs its argv but
- *   runs nothing and exits 0 (for launch flows whose guest commands would
- *   otherwise run on this host).
+ * - `FAKE_SMOLVM_GUEST=docker`: each machine is a real guest: a container of
+ *   the machine's image (the config digest of the `.smolmachine` or of the
+ *   archive, which is the image's ID in the local engine) with no network,
+ *   started by `machine start`; `machine exec` runs ARGV in it as root with
+ *   the machine's env and `-w`, and `machine cp` copies into and out of it.
+ *   Without it, exec runs ARGV on the host as described above (for tests of
+ *   the fake's own contract).
  */
 import { createHash } from "node:crypto";
 import { Fail, Usage } from "./fake_errors.ts";
 import { pullImage } from "./fake_registry_pull.ts";
 import { scanDockerSave, type TarSummary } from "./fake_tar.ts";
+import * as guest from "./fake_guest.ts";
+
+/** `FAKE_SMOLVM_GUEST=docker`: each machine is a container of its image (see fake_guest.ts). */
+const dockerGuests = () => Deno.env.get("FAKE_SMOLVM_GUEST") === "docker";
 
 const DEFAULT_VERSION = "1.2.0";
 // smolvm's defaults when --cpus/--mem are absent (assumed; not load-bearing).
@@ -211,6 +219,8 @@ interface Machine {
   cpus: number;
   mem: number;
   network: { backend: "virtio-net"; guestIp: string; gateway: string } | null;
+  /** What a docker guest runs: an image ID (or reference) in the local engine. */
+  guestImage: string | null;
   files: Record<string, FileRecord>;
   createdAt: number;
   pid: number | null;
@@ -450,6 +460,9 @@ async function machineCreate(args: string[]): Promise<number> {
     network: allowCidrs.length > 0 || allowHosts.length > 0
       ? { backend: "virtio-net", guestIp: VIRTIO_GUEST_IP, gateway: VIRTIO_GATEWAY }
       : null,
+    guestImage: archive?.configDigest ??
+      (smolmachine ? String((smolmachine.config as { digest?: string })?.digest ?? "") : null) ??
+      imageRef,
     files: {},
     createdAt: Math.floor(Date.now() / 1000),
     pid: null,
@@ -478,6 +491,10 @@ async function machineStart(args: string[]): Promise<number> {
     throw err;
   }
   await Deno.mkdir(`${guestRoot(name)}/root`, { recursive: true });
+  if (dockerGuests()) {
+    if (!m.guestImage) throw new Fail(`start: machine '${name}' has no image to boot`);
+    await guest.startGuest(stateDir(), name, m.guestImage, m.env);
+  }
   m.state = "running";
   m.pid = 10_000 + Math.floor(Math.random() * 50_000);
   await saveMachine(m);
@@ -496,6 +513,7 @@ async function machineStop(args: string[]): Promise<number> {
     console.log(`Machine '${name}' is not running`);
     return 0;
   }
+  if (dockerGuests()) await guest.stopGuest(stateDir(), name);
   m.state = "stopped";
   m.pid = null;
   await saveMachine(m);
@@ -521,6 +539,7 @@ async function machineDelete(args: string[]): Promise<number> {
     }
   }
   injectedFailure("delete");
+  if (dockerGuests()) await guest.deleteGuest(stateDir(), name);
   await Deno.remove(guestRoot(name), { recursive: true }).catch(() => {});
   await Deno.remove(machinePath(name));
   console.log(`Deleted machine: ${name}`);
@@ -644,9 +663,6 @@ async function machineExec(args: string[]): Promise<number> {
     const eq = kv.indexOf("=");
     childEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  // Launch-flow tests provision guests with commands that must not run on
-  // this host (update-ca-certificates, chown): they only record them.
-  if (Deno.env.get("FAKE_SMOLVM_EXEC") === "record") return 0;
   const [program, ...rest] = p.trailing;
   const interactive = p.bools.has("--interactive");
   let child: Deno.ChildProcess;
@@ -654,15 +670,26 @@ async function machineExec(args: string[]): Promise<number> {
     // Output is relayed, not inherited, like smolvm's agent relays it over
     // vsock: when this process dies its pipes close, whatever the guest
     // command left running.
-    child = new Deno.Command(program!, {
-      args: rest,
-      cwd,
-      env: childEnv,
-      clearEnv: true,
-      stdin: interactive ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    child = dockerGuests()
+      ? new Deno.Command("docker", {
+        args: guest.execArgs(stateDir(), name, p.trailing, {
+          env,
+          ...(workdir !== undefined ? { workdir } : {}),
+          interactive,
+        }),
+        stdin: interactive ? "piped" : "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn()
+      : new Deno.Command(program!, {
+        args: rest,
+        cwd,
+        env: childEnv,
+        clearEnv: true,
+        stdin: interactive ? "piped" : "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
       throw new Fail(
@@ -753,16 +780,21 @@ async function machineCp(args: string[]): Promise<number> {
         `agent operation failed: read local file: ${src}: Is a directory (os error 21)`,
       );
     }
-    const target = inGuest(name, guestPath);
-    await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true });
-    await Deno.copyFile(src, target);
-    const data = await Deno.readFile(target);
+    const data = await Deno.readFile(src);
+    if (dockerGuests()) await guest.copyToGuest(stateDir(), name, src, guestPath);
+    else {
+      const target = inGuest(name, guestPath);
+      await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true });
+      await Deno.copyFile(src, target);
+    }
     m.files[guestPath] = {
       sha256: createHash("sha256").update(data).digest("hex"),
       size: data.length,
       source: await Deno.realPath(src),
     };
     await saveMachine(m);
+  } else if (dockerGuests()) {
+    await guest.copyFromGuest(stateDir(), name, guestPath, dst);
   } else {
     const from = inGuest(name, guestPath);
     try {

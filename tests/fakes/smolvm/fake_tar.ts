@@ -11,6 +11,8 @@ export interface TarSummary {
   bytes: number;
   entries: number;
   topLevel: string[];
+  /** The image's config digest (its ID in the engine) from manifest.json, when it has one. */
+  configDigest: string | null;
 }
 
 export async function scanDockerSave(
@@ -26,6 +28,7 @@ export async function scanDockerSave(
     special: null,
   };
   let pendingName: string | null = null;
+  let manifestJson: string | null = null;
   let zeroBlocks = 0;
   let ended = false;
   let entries = 0;
@@ -46,6 +49,7 @@ export async function scanDockerSave(
       o += c.length;
     }
     if (st.special!.type === "L") pendingName = str(data, 0, data.length);
+    else if (st.special!.type === "manifest") manifestJson = dec.decode(data);
     else {
       const m = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(dec.decode(data));
       if (m) pendingName = m[1]!;
@@ -84,6 +88,10 @@ export async function scanDockerSave(
     name = name.replace(/^(\.\/)+/, "");
     entries++;
     if (name !== "" && !name.replace(/\/$/, "").includes("/")) top.add(name.replace(/\/$/, ""));
+    if (name === "manifest.json" && (type === "0" || type === "\0") && size < 1 << 20) {
+      st.special = { type: "manifest", chunks: [], remaining: size };
+      if (size === 0) finishSpecial();
+    }
   };
 
   for await (const chunk of stream) {
@@ -128,5 +136,18 @@ export async function scanDockerSave(
     bytes,
     entries,
     topLevel: [...top].sort(),
+    configDigest: configDigestOf(manifestJson),
   };
+}
+
+/** `docker save`'s manifest.json names the config as "<id>.json" (legacy) or "blobs/sha256/<id>". */
+function configDigestOf(manifestJson: string | null): string | null {
+  if (manifestJson === null) return null;
+  try {
+    const config = String((JSON.parse(manifestJson) as { Config?: string }[])[0]?.Config ?? "");
+    const m = /(?:^|\/)([0-9a-f]{64})(?:\.json)?$/.exec(config);
+    return m ? `sha256:${m[1]}` : null;
+  } catch {
+    return null;
+  }
 }

@@ -4,6 +4,7 @@
  * throwaway OCI registry on 127.0.0.1 serving a hand-built image.
  */
 import { run } from "../../../src/proc/runner.ts";
+import { guestContainer, removeGuests } from "./fake_guest.ts";
 
 /** Path of the fake `smolvm` executable. */
 export const FAKE_SMOLVM = new URL("./smolvm", import.meta.url).pathname;
@@ -13,6 +14,8 @@ export interface FakeSmolvmOptions {
   version?: string;
   /** Verbs to fail on purpose (FAKE_SMOLVM_FAIL). */
   fail?: string;
+  /** Run each machine as a container of its image (FAKE_SMOLVM_GUEST=docker). */
+  dockerGuests?: boolean;
 }
 
 export interface FakeSmolvm extends AsyncDisposable {
@@ -27,6 +30,8 @@ export interface FakeSmolvm extends AsyncDisposable {
   machine(name: string): Promise<Record<string, unknown> | undefined>;
   /** Guest root of a machine (where `machine cp` puts files). */
   guestRoot(name: string): string;
+  /** The container a machine runs as, with `dockerGuests`. */
+  guestContainer(name: string): string;
   /** Runs the fake directly. */
   run(
     args: string[],
@@ -44,6 +49,7 @@ export async function fakeSmolvm(options: FakeSmolvmOptions = {}): Promise<FakeS
     FAKE_SMOLVM_LOG: logPath,
     ...(options.version ? { FAKE_SMOLVM_VERSION: options.version } : {}),
     ...(options.fail ? { FAKE_SMOLVM_FAIL: options.fail } : {}),
+    ...(options.dockerGuests ? { FAKE_SMOLVM_GUEST: "docker" } : {}),
   };
   return {
     dir,
@@ -68,6 +74,7 @@ export async function fakeSmolvm(options: FakeSmolvmOptions = {}): Promise<FakeS
       }
     },
     guestRoot: (name) => `${state}/guests/${name}`,
+    guestContainer: (name) => guestContainer(state, name),
     async run(args, o = {}) {
       const res = await run([FAKE_SMOLVM, ...args], {
         env: { ...env, ...o.env },
@@ -77,6 +84,7 @@ export async function fakeSmolvm(options: FakeSmolvmOptions = {}): Promise<FakeS
       return { code: res.code, stdout: res.stdout, stderr: res.stderr };
     },
     async [Symbol.asyncDispose]() {
+      if (options.dockerGuests) await removeGuests(state);
       if (Deno.env.get("BOTTLE_TEST_KEEP") === "1") {
         console.error(`BOTTLE_TEST_KEEP=1: keeping ${dir}`);
         return;
