@@ -1,0 +1,134 @@
+/**
+ * A bottle on an engine that is not this machine (DOCKER_HOST=tcp://…):
+ * nothing may rely on sharing this host's filesystem. The second engine is
+ * a dockerd in a privileged container, reached over TCP. start, exec, logs,
+ * stop and cleanup all work through the engine alone: the bundle's config
+ * arrives by copy, its audit log is read back through the engine, and no
+ * container of the bottle has a bind mount.
+ */
+import assert from "node:assert/strict";
+import { bottle, bottleEnv, interruptAt, projectWith } from "../helpers/bottle_env.ts";
+import { startRemoteEngine } from "../helpers/remote_engine.ts";
+
+const AGENT_FILE = `version: 1
+agents:
+  far:
+    anthropic: none
+    allowed_domains: [allowed.test]
+`;
+
+Deno.test("remote engine: start, exec, logs, stop and cleanup over DOCKER_HOST=tcp://", async (t) => {
+  await using be = await bottleEnv();
+  const cwd = await projectWith(be, AGENT_FILE);
+  const build = await bottle(["build", "far"], be.env, { cwd });
+  assert.equal(build.code, 0, build.stderr);
+  const images = build.stdout.trim().split("\n");
+  assert.equal(images.length, 2);
+  await using remote = await startRemoteEngine(images);
+  const env = { ...be.env, DOCKER_HOST: remote.host };
+  const labelledThere = async (id: string) => {
+    const ps = await remote.docker([
+      "ps",
+      "-a",
+      "--filter",
+      `label=bottle.id=${id}`,
+      "--format",
+      "{{.Names}}",
+    ]);
+    const nets = await remote.docker([
+      "network",
+      "ls",
+      "--filter",
+      `label=bottle.id=${id}`,
+      "--format",
+      "{{.Name}}",
+    ]);
+    const vols = await remote.docker([
+      "volume",
+      "ls",
+      "--filter",
+      `label=bottle.id=${id}`,
+      "--format",
+      "{{.Name}}",
+    ]);
+    return [ps.stdout, nets.stdout, vols.stdout].join("").split("\n").filter(Boolean).sort();
+  };
+
+  try {
+    await t.step("start runs the bottle on the remote engine, with no bind mount", async () => {
+      const r = await bottle(["start", "far", "--detach", "--name", "r1"], env, { cwd });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await labelledThere("far-r1"), [
+        "bottle-far-r1-agent",
+        "bottle-far-r1-bundle",
+        "bottle-far-r1-outbound",
+        "bottle-far-r1-sockets",
+      ]);
+      const local = await bottle(["ls", "--json"], be.env);
+      assert.deepEqual(JSON.parse(local.stdout), [], "the bottle is on this host's engine too");
+      // The config and CA keys went to the bundle by copy: the host keeps the record only.
+      const state = [...Deno.readDirSync(`${be.stateRoot}/bottles/far-r1`)].map((e) => e.name);
+      assert.deepEqual(state, ["bottle.json"]);
+      for (const c of ["bottle-far-r1-agent", "bottle-far-r1-bundle"]) {
+        const mounts = await remote.docker(["inspect", "--format", "{{json .Mounts}}", c]);
+        const types = (JSON.parse(mounts.stdout) as { Type: string }[]).map((m) => m.Type);
+        assert.ok(!types.includes("bind"), `${c} has a bind mount: ${mounts.stdout}`);
+      }
+    });
+
+    await t.step("exec runs in the remote agent; ls sees it running", async () => {
+      const r = await bottle(["exec", "far-r1", "--", "sh", "-c", "id -un; hostname"], env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^agent\n/);
+      const ls = JSON.parse((await bottle(["ls", "--json"], env)).stdout) as {
+        name: string;
+        state: string;
+      }[];
+      assert.deepEqual(ls.map((b) => [b.name, b.state]), [["far-r1", "running"]]);
+    });
+
+    await t.step("logs are read back through the engine", async () => {
+      const denied = await bottle([
+        "exec",
+        "far-r1",
+        "--",
+        "curl",
+        "-sS",
+        "-m",
+        "10",
+        "https://denied.test/",
+      ], env);
+      assert.notEqual(denied.code, 0);
+      assert.match(denied.stderr, /403/);
+      const logs = await bottle(["logs", "far-r1"], env);
+      assert.equal(logs.code, 0, logs.stderr);
+      assert.match(logs.stdout, /CONNECT denied\.test 403 denied/);
+    });
+
+    await t.step("stop removes everything there and keeps the log here", async () => {
+      const r = await bottle(["stop", "far-r1"], env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await labelledThere("far-r1"), []);
+      const kept = await bottle(["logs", "far-r1"], env);
+      assert.match(kept.stdout, /denied\.test 403 denied/);
+    });
+
+    await t.step("cleanup finds and removes what a killed launch left there", async () => {
+      const r = await interruptAt(
+        ["start", "far", "--detach", "--name", "r2"],
+        env,
+        cwd,
+        /provisioning/,
+        "SIGKILL",
+      );
+      assert.equal(r.code, 137);
+      assert.ok((await labelledThere("far-r2")).length > 0);
+      const c = await bottle(["cleanup"], env);
+      assert.equal(c.code, 0, c.stderr);
+      assert.match(c.stdout, /removed far-r2 \(docker\)/);
+      assert.deepEqual(await labelledThere("far-r2"), []);
+    });
+  } finally {
+    await bottle(["cleanup", "--all"], env);
+  }
+});
