@@ -53,9 +53,6 @@ for (const target of targets) {
     join(ROOT, "images"),
     "--include",
     join(ROOT, "dist", "bottle-bundle"),
-    // Workers are not found by following imports.
-    "--include",
-    join(ROOT, "src", "tls", "mint_worker.ts"),
     "--output",
     output,
     join(ROOT, "main.ts"),

@@ -1,13 +1,15 @@
 /**
- * The two images a bottle runs: the agent's (built-in or the user's
- * Dockerfile) and the bundle's. Both go through ensureImage, so both are
- * cached by their build context.
+ * The images a bottle runs: the agent's (built-in or the user's Dockerfile),
+ * the bundle's, and the agent's run image (the agent's with bottle's
+ * forwarder layered on). All go through ensureImage, so all are cached by
+ * their build context.
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DockerCli } from "../engine/docker_cli.ts";
 import type { ImagePlan } from "../plan/plan_types.ts";
-import { type BuildOptions, ensureImage } from "./build_image.ts";
+import { type BuildOptions, ensureImage, ImageNotBuilt } from "./build_image.ts";
+import type { Plan } from "../plan/plan_types.ts";
 import { writeBundleScript } from "./bundle_script.ts";
 import { UserError } from "../errors.ts";
 
@@ -80,4 +82,51 @@ export async function ensureBundleImage(
 
 function caArgs(pem: string): Record<string, string> {
   return pem ? { BOTTLE_BUILD_CA_PEM: pem } : {};
+}
+
+/** The agent image with the forwarder from the bundle image added (plan: `images.agentRun`). */
+export function ensureAgentRunImage(
+  docker: DockerCli,
+  image: ImagePlan,
+  built: { agent: string; bundle: string },
+  opts: BuildOptions,
+): Promise<string> {
+  const contextDir = join(IMAGES_DIR, "agent-run");
+  return ensureImage(docker, {
+    what: "agent run image",
+    repository: image.repository,
+    contextDir,
+    dockerfile: join(contextDir, "Dockerfile"),
+    buildArgs: { AGENT_IMAGE: built.agent, BUNDLE_IMAGE: built.bundle },
+  }, opts);
+}
+
+/**
+ * All three images of a plan. Warm (all built), they are looked up side by
+ * side; otherwise built one after the other, because the agent and bundle
+ * images share their first stage and the run image is made from both.
+ */
+export async function ensureBottleImages(
+  docker: DockerCli,
+  images: Plan["images"],
+  inputs: ImageInputs,
+  opts: BuildOptions,
+): Promise<{ agent: string; bundle: string; run: string }> {
+  if (!opts.force) {
+    const look = { ...opts, lookOnly: true };
+    try {
+      const [agent, bundle] = await Promise.all([
+        ensureAgentImage(docker, images.agent, inputs, look),
+        ensureBundleImage(docker, images.bundle, inputs, look),
+      ]);
+      const run = await ensureAgentRunImage(docker, images.agentRun, { agent, bundle }, look);
+      return { agent, bundle, run };
+    } catch (err) {
+      if (!(err instanceof ImageNotBuilt)) throw err;
+    }
+  }
+  const agent = await ensureAgentImage(docker, images.agent, inputs, opts);
+  const bundle = await ensureBundleImage(docker, images.bundle, inputs, opts);
+  const run = await ensureAgentRunImage(docker, images.agentRun, { agent, bundle }, opts);
+  return { agent, bundle, run };
 }

@@ -25,6 +25,13 @@ export interface BuildOptions {
   signal?: AbortSignal;
   /** Rebuild even if the tag exists. */
   force?: boolean;
+  /** Only look: an image that is not built throws `ImageNotBuilt` instead of building. */
+  lookOnly?: boolean;
+}
+
+/** `lookOnly` found no image for the build context. */
+export class ImageNotBuilt extends Error {
+  override name = "ImageNotBuilt";
 }
 
 export async function ensureImage(
@@ -35,6 +42,7 @@ export async function ensureImage(
   const hash = await contextHash(b.contextDir, [b.dockerfile], b.buildArgs);
   const tag = `${b.repository}:${hash.slice(0, 16)}`;
   if (!opts.force && await docker.imageExists(tag)) return tag;
+  if (opts.lookOnly) throw new ImageNotBuilt(`${b.what} ${tag} is not built`);
 
   opts.progress(`building ${b.what} ${tag}`);
   const args = [

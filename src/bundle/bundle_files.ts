@@ -2,15 +2,14 @@
  * Host side of the bundle: makes, in memory, everything the bundle reads at
  * start: the manifest for init, egress's and pipelock's configs, the two
  * per-bottle CAs minted in-process, and the extra upstream CAs. They are
- * copied into the bundle container before it starts (plan:
- * `bundle.container.copyIn`), never written to the host's disk, so CA keys
- * live only in the bundle and the engine need not share this host's
+ * sent on the bundle's stdin when it starts (plan:
+ * `bundle.container.startInput`), never written to the host's disk, so CA
+ * keys live only in the bundle and the engine need not share this host's
  * filesystem. No secret value is in them: routes name the env var of the
  * egress process that holds each one.
  */
 import type { Plan } from "../plan/plan_types.ts";
-import type { MintedCa } from "../tls/ca.ts";
-import { type MintCas, mintCasHere } from "../tls/ca_minter.ts";
+
 import type { BundleManifest } from "./init/bundle_manifest.ts";
 import { AUDIT_LOG_IN_BUNDLE, BUNDLE_CONFIG_DIR } from "./init/bundle_manifest.ts";
 import type { EgressConfig } from "./egress/config.ts";
@@ -26,14 +25,14 @@ export interface BundleFiles {
   agentTrustPem: string;
 }
 
-export async function makeBundleFiles(
-  plan: Plan,
-  mintCas: MintCas = mintCasHere,
-): Promise<BundleFiles> {
-  const [egressCa, pipelockCa] = await mintCas([
-    `bottle egress CA (${plan.bottle.name})`,
-    `bottle pipelock CA (${plan.bottle.name})`,
-  ]) as [MintedCa, MintedCa];
+export async function makeBundleFiles(plan: Plan): Promise<BundleFiles> {
+  // Loaded here, not at the top: the X.509 library is the heaviest module a
+  // launch loads, and only this step needs it.
+  const { mintCa } = await import("../tls/ca.ts");
+  const [egressCa, pipelockCa] = await Promise.all([
+    mintCa({ commonName: `bottle egress CA (${plan.bottle.name})` }),
+    mintCa({ commonName: `bottle pipelock CA (${plan.bottle.name})` }),
+  ]);
   const files = new Map<string, string>();
   const inBundle = (name: string) => `${BUNDLE_CONFIG_DIR}/${name}`;
   files.set("egress-ca.pem", egressCa.certPem);
@@ -86,7 +85,7 @@ export async function makeBundleFiles(
   );
 
   // Exactly the files the plan says are copied in, no more, no fewer.
-  const planned = plan.bundle.container.copyIn.flatMap((c) => c.files.map((f) => f.name)).sort();
+  const planned = (plan.bundle.container.startInput?.files ?? []).map((f) => f.name).sort();
   const made = [...files.keys()].sort();
   if (planned.join() !== made.join()) {
     throw new Error(`Bundle files ${made.join(", ")} differ from the plan's ${planned.join(", ")}`);

@@ -18,7 +18,9 @@ async function main(args: string[]): Promise<number> {
     // Each daemon loads only its own code: a process starts in milliseconds,
     // not in the time the whole bundle takes to evaluate.
     case "init":
-      return await (await import("./init/init.ts")).runInit(self(), rest[0]);
+      return await (await import("./init/init.ts")).runInit(self(), {
+        startInput: rest.includes("--start-input"),
+      });
     case "egress":
       return await (await import("./egress/main.ts")).main(rest);
     case "warm":

@@ -6,7 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { CancelledError, SilentExit, UserError } from "../errors.ts";
 import { redact } from "../proc/secrets.ts";
-import { CommandNotFoundError } from "../proc/runner.ts";
+import { CommandNotFoundError, setTrace } from "../proc/runner.ts";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { registerAgents } from "./agents.ts";
@@ -43,6 +43,7 @@ export function buildProgram(ctx: CliContext): Command {
 
 /** Runs the CLI on `args` and returns the process exit code. */
 export async function runCli(args: string[], ctx: CliContext): Promise<number> {
+  if (ctx.env.BOTTLE_TRACE) setTrace((line) => ctx.err(`bottle: trace ${line}`));
   const program = buildProgram(ctx);
   try {
     await program.parseAsync(args, { from: "user" });

@@ -13,8 +13,10 @@ export function registerBuild(program: Command, ctx: CliContext): void {
     .option("--build-ca <file>", "extra CA certificate for image builds (repeatable)", collect, [])
     .option("--force", "rebuild even when a cached image exists")
     .action(async (agentName: string, opts: { buildCa: string[]; force?: boolean }) => {
-      const [{ buildCaFiles, readBuildCas }, { ensureAgentImage, ensureBundleImage }] =
-        await Promise.all([import("../build/build_cas.ts"), import("../build/bottle_images.ts")]);
+      const [{ buildCaFiles, readBuildCas }, { ensureBottleImages }] = await Promise.all([
+        import("../build/build_cas.ts"),
+        import("../build/bottle_images.ts"),
+      ]);
       const { agent, plan } = await planFor(ctx, program.opts<ConfigOption>(), agentName, {});
       const inputs = {
         buildCaPem: await readBuildCas(buildCaFiles(opts.buildCa, agent.buildCaCerts, ctx.env)),
@@ -27,7 +29,7 @@ export function registerBuild(program: Command, ctx: CliContext): void {
         force: opts.force ?? false,
       };
       const { docker } = await enginesOf(ctx);
-      ctx.out(await ensureAgentImage(docker, plan.images.agent, inputs, buildOpts));
-      ctx.out(await ensureBundleImage(docker, plan.images.bundle, inputs, buildOpts));
+      const built = await ensureBottleImages(docker, plan.images, inputs, buildOpts);
+      for (const tag of [built.agent, built.bundle, built.run]) ctx.out(tag);
     });
 }

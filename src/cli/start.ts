@@ -24,9 +24,6 @@ export function registerStart(program: Command, ctx: CliContext): void {
       agentName: string,
       opts: BackendOption & { detach?: boolean; name?: string; buildCa: string[] },
     ) => {
-      // Loads the X.509 library on another thread while this one reads the agent file.
-      const { startCaMinter } = await import("../tls/ca_minter.ts");
-      const mintCas = startCaMinter();
       const [{ launch }, { runtimeFor }, { buildCaFiles, readBuildCas }] = await Promise.all([
         import("../backends/launch/launch.ts"),
         import("../backends/engines.ts"),
@@ -50,7 +47,6 @@ export function registerStart(program: Command, ctx: CliContext): void {
           tty: ctx.stdinIsTerminal,
           signal: ctx.signal,
           progress: (m) => ctx.err(`bottle: ${m}`),
-          mintCas,
         },
         engines.docker,
         runtimeFor(engines, plan.bottle.backend),

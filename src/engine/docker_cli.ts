@@ -43,6 +43,8 @@ export interface ContainerSpec {
   addHosts?: string[];
   /** Use docker's own init (tini) as PID 1: reaps zombies, forwards signals. */
   init?: boolean;
+  /** Keep stdin open (`-i`), for a start that sends it input. */
+  interactive?: boolean;
   entrypoint?: string;
   command?: string[];
 }
@@ -123,8 +125,25 @@ export class DockerCli {
     return r.stdout.trim();
   }
 
+  /** `docker run -d`: created and started in one call. */
+  async runDetached(spec: ContainerSpec): Promise<void> {
+    const secretEnv = spec.secretEnv ?? {};
+    for (const v of Object.values(secretEnv)) registerSecret(v);
+    await this.run(["run", "--detach", ...containerArgs(spec)], { env: secretEnv });
+  }
+
   async start(container: string): Promise<void> {
     await this.run(["start", container]);
+  }
+
+  /**
+   * `docker start --attach --interactive`: the container gets `input` on its
+   * stdin, and its output streams back on the returned process. The caller
+   * stops it with SIGKILL once it has read what it needs: the container keeps
+   * running (any other signal the client would pass on to the container).
+   */
+  startAttached(container: string, input: Uint8Array | ReadableStream<Uint8Array>): Spawned {
+    return this.spawn(["start", "--attach", "--interactive", container], { stdin: input });
   }
 
   /** Extracts a tar archive into `dir` of a container (created or running); owners and modes are the archive's. */
@@ -312,6 +331,7 @@ export function containerArgs(spec: ContainerSpec): string[] {
   if (res.cpus !== undefined) a.push("--cpus", String(res.cpus));
   for (const h of spec.addHosts ?? []) a.push("--add-host", h);
   if (spec.init) a.push("--init");
+  if (spec.interactive) a.push("--interactive");
   if (spec.entrypoint !== undefined) a.push("--entrypoint", spec.entrypoint);
   a.push(spec.image, ...(spec.command ?? []));
   return a;

@@ -52,9 +52,9 @@ const CA_GUEST_PATH = "/usr/local/share/ca-certificates/bottle.crt";
  * rehash of every certificate (seconds per launch).
  */
 export const SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
-/** Where the forwarder is copied in the agent container (root-owned, out of the agent's reach). */
+/** Where the forwarder is in the agent's run image (root-owned, out of the agent's reach). */
 export const FORWARDER_IN_AGENT = "/usr/local/lib/bottle/bottle-forward";
-/** The files of the bundle's config dir, copied in before it starts (see bundle/bundle_files.ts). */
+/** The files of the bundle's config dir, sent on its stdin at start (see bundle/bundle_files.ts). */
 export const BUNDLE_CONFIG_FILES = [
   "bundle.json",
   "egress.json",
@@ -181,7 +181,8 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     network: outbound,
     user: bundleUser,
     env: {},
-    secretEnv: routes.map((r) => r.valueEnv),
+    // Secrets reach the bundle on its stdin at start, not as container env.
+    secretEnv: [],
     volumes: vmAgent ? [] : [{ volume: sockets, target: SOCKETS_DIR, readonly: false }],
     mounts: [],
     addHosts: facts.bundleAddHosts ?? [],
@@ -189,21 +190,22 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     securityOpt: ["no-new-privileges"],
     resources: {},
     init: false,
-    command: ["init"],
-    copyIn: [{
+    interactive: true,
+    command: ["init", "--start-input"],
+    startInput: {
       dir: BUNDLE_CONFIG_DIR,
-      owner: bundleUser,
       files: [
         ...BUNDLE_CONFIG_FILES,
         ...(facts.upstreamCaFiles ?? []).map((_, i) => `upstream-ca-${i}.pem`),
       ].map((f) => ({ name: f, mode: "0400" })),
-    }],
+      secrets: routes.map((r) => r.valueEnv),
+    },
     labels: L.objectLabels(labels, "bundle"),
   };
 
   const agentContainer: ContainerPlan | undefined = vmAgent ? undefined : {
     name: `${prefix}-agent`,
-    image: "agent",
+    image: "agentRun",
     // No network at all: the forwarder below is the agent's only way out.
     network: "none",
     user: AGENT_USER,
@@ -225,15 +227,12 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       pids: def.resources.pids ?? DEFAULT_PIDS,
     },
     init: true,
-    // The container's main process is the forwarder, run as the agent user:
-    // if it dies the container stops, and `bottle ls` shows it.
+    interactive: false,
+    // The container's main process is the forwarder (in the image bottle
+    // layers over the agent's), run as the agent user: if it dies the
+    // container stops, and `bottle ls` shows it.
     entrypoint: FORWARDER_IN_AGENT,
     command: forwards.map((f) => `${f.port}=${f.socket}`),
-    copyIn: [{
-      dir: FORWARDER_IN_AGENT.slice(0, FORWARDER_IN_AGENT.lastIndexOf("/")),
-      owner: "0:0",
-      files: [{ name: "bottle-forward", mode: "0755" }],
-    }],
     labels: L.objectLabels(labels, "agent"),
   };
 
@@ -251,6 +250,12 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     images: {
       agent: agentImage(agent, def),
       bundle: { source: "builtin", repository: "bottle/bundle", buildArgs: {} },
+      agentRun: {
+        source: "layer",
+        repository: `${agentImage(agent, def).repository}-run`,
+        buildArgs: {},
+        layerOf: { image: "agent", adds: [FORWARDER_IN_AGENT] },
+      },
     },
     networks: [{
       name: outbound,

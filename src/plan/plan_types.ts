@@ -28,13 +28,18 @@ export type Daemon = "egress" | "pipelock" | "git-gate" | "supervise";
 export type SecretRef = SecretSource;
 
 export interface ImagePlan {
-  /** Built-in image (shipped with bottle) or the user's Dockerfile. */
-  source: "builtin" | "dockerfile";
+  /**
+   * Built-in image (shipped with bottle), the user's Dockerfile, or bottle's
+   * layer over another image of this plan (`layerOf`).
+   */
+  source: "builtin" | "dockerfile" | "layer";
   /** Repository part of the tag; the tag itself is the build context's hash, known at build time. */
   repository: string;
   dockerfile?: string;
   context?: string;
   buildArgs: Record<string, string>;
+  /** For a layer: the image it is built on and what it adds from the bundle image. */
+  layerOf?: { image: "agent"; adds: string[] };
 }
 
 export interface NetworkPlan {
@@ -78,23 +83,25 @@ export interface VolumeMountPlan {
 }
 
 /**
- * Files copied into a container after it is created and before it starts
- * (`docker cp`, done by the engine, so remote engines work alike). Their
- * contents are made at launch (the bottle's CAs and configs, the forwarder
- * binary taken from the bundle image).
+ * What a container reads on its stdin when it is started attached
+ * (`docker start --attach --interactive`, so remote engines work alike and
+ * nothing is on the host's disk): config files its init writes under `dir`,
+ * and secrets, which it keeps in memory and hands only to the daemon that
+ * needs them (never in the container's config, so not in `docker inspect`).
+ * Their contents are made at launch (the bottle's CAs and configs).
  */
-export interface CopyInPlan {
+export interface StartInputPlan {
   dir: string;
-  /** uid:gid the files are owned by. */
-  owner: string;
   files: { name: string; mode: string }[];
+  /** Env var names of the secret values sent (values resolved from `bundle.routes`). */
+  secrets: string[];
 }
 
 /** One container, with every setting `docker create` gets. */
 export interface ContainerPlan {
   name: string;
   /** Which of `images`. */
-  image: "agent" | "bundle";
+  image: "agentRun" | "bundle";
   /** "none" (loopback only) or the name of one of `networks`. */
   network: string;
   user: string;
@@ -113,11 +120,13 @@ export interface ContainerPlan {
   resources: { cpus?: number; memory?: string; pids?: number };
   /** docker's init (tini) as PID 1: reaps zombies, forwards signals. */
   init: boolean;
+  /** Keep stdin open (`-i`): the container reads its start input there. */
+  interactive: boolean;
   /** Replaces the image's entrypoint when set. */
   entrypoint?: string;
   /** argv after the image (or the entrypoint). */
   command: string[];
-  copyIn: CopyInPlan[];
+  startInput?: StartInputPlan;
   labels: Record<string, string>;
 }
 
@@ -148,7 +157,8 @@ export interface Plan {
     keptAuditLog: string;
   };
   labels: Record<string, string>;
-  images: { agent: ImagePlan; bundle: ImagePlan };
+  /** `agent` is the agent's own image; `agentRun` is what runs: it plus bottle's forwarder. */
+  images: { agent: ImagePlan; bundle: ImagePlan; agentRun: ImagePlan };
   networks: NetworkPlan[];
   volumes: VolumePlan[];
   bundle: {

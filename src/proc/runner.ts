@@ -34,6 +34,15 @@ export interface RunResult {
 
 const STDERR_TAIL_LINES = 20;
 
+/** Where every program's start and end is reported when tracing (`BOTTLE_TRACE=1`). */
+let tracer: ((line: string) => void) | undefined;
+const traceStart = performance.now();
+
+/** Turns tracing on (the CLI does, from the invocation's BOTTLE_TRACE) or off. */
+export function setTrace(sink: ((line: string) => void) | undefined): void {
+  tracer = sink;
+}
+
 /** A program that failed: carries argv (redacted), exit code and stderr tail. */
 export class CommandError extends Error {
   override name = "CommandError";
@@ -143,9 +152,18 @@ export function spawn(argv: string[], options: RunOptions = {}): Spawned {
   const onAbort = () => killGently(kill);
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
+  const began = performance.now();
+  const shown = tracer ? shellQuote(argv.map(redact)).slice(0, 160) : "";
+  tracer?.(`+${(began - traceStart).toFixed(0)}ms start ${shown}`);
   const status = process.status.then((s) => {
     if (timer !== undefined) clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
+    const end = performance.now();
+    tracer?.(
+      `+${(end - traceStart).toFixed(0)}ms done  ${shown} (${
+        (end - began).toFixed(0)
+      }ms, ${s.code})`,
+    );
     return { code: timedOut ? 124 : s.code, timedOut };
   });
 

@@ -153,7 +153,26 @@ Deno.test("docker: the upstream gets the real credential, the bottle only a plac
     await t.step("the credential is on no host argv, plan output, state file or log", async () => {
       assert.ok(argv.length > 10, "the argv sampler saw too little");
       assert.ok(argv.every((a) => !a.includes(secret)), "secret on a host process's argv");
-      assert.ok(argv.some((a) => a.includes("docker create") && a.includes("-e BOTTLE_ROUTE_0")));
+      // The secret reaches the bundle on its stdin at start: not even its name is docker env.
+      assert.ok(
+        argv.some((a) => a.includes("docker start --attach --interactive bottle-cred-c1-bundle")),
+      );
+      assert.ok(argv.every((a) => !a.includes("BOTTLE_ROUTE_0")), "a route secret's name on argv");
+      for (const c of ["bottle-cred-c1-bundle", "bottle-cred-c1-agent"]) {
+        const inspect = await run(["docker", "inspect", c]);
+        assert.ok(!inspect.stdout.includes(secret), `secret in docker inspect of ${c}`);
+      }
+      // Inside the bundle only egress holds it, in memory: no process env has it.
+      const environs = await run([
+        "docker",
+        "exec",
+        "bottle-cred-c1-bundle",
+        "sh",
+        "-c",
+        "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n'; ls /proc | head -1",
+      ]);
+      assert.ok(environs.stdout.length > 0);
+      assert.ok(!environs.stdout.includes(secret), "secret in a bundle process's environment");
       const plan = await bottle(["plan", "cred", "--json"], be.env, { cwd: project });
       assert.equal(plan.code, 0, plan.stderr);
       assert.ok(!plan.stdout.includes(secret) && !plan.stderr.includes(secret));

@@ -162,15 +162,11 @@ Deno.test("provisioning: the same on smolmachines, in a real guest userland", as
     // The guest is a container of the agent image, made by the fake from the packed image.
     const guest = fake.guestContainer("bottle-prov-v1");
     const image = (await run(["docker", "inspect", "--format", "{{.Image}}", guest])).stdout.trim();
-    const agentImage = (await run([
-      "docker",
-      "image",
-      "inspect",
-      "--format",
-      "{{.Id}}",
-      (await run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "bottle/agent"]))
-        .stdout.split("\n")[0]!,
-    ])).stdout.trim();
+    const runImage = (await bottle(["build", "prov"], be.env, { cwd })).stdout.trim().split(
+      "\n",
+    )[2]!;
+    const agentImage = (await run(["docker", "image", "inspect", "--format", "{{.Id}}", runImage]))
+      .stdout.trim();
     assert.equal(image, agentImage);
     await checkProvisioned(be.env, "prov-v1", be.stateRoot);
     // exec -u as on docker: root is root, the default is the agent.

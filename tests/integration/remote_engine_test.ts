@@ -23,7 +23,7 @@ Deno.test("remote engine: start, exec, logs, stop and cleanup over DOCKER_HOST=t
   const build = await bottle(["build", "far"], be.env, { cwd });
   assert.equal(build.code, 0, build.stderr);
   const images = build.stdout.trim().split("\n");
-  assert.equal(images.length, 2);
+  assert.equal(images.length, 3);
   await using remote = await startRemoteEngine(images);
   const env = { ...be.env, DOCKER_HOST: remote.host };
   const labelledThere = async (id: string) => {

@@ -35,10 +35,12 @@ Deno.test("bundle files: exactly the planned files, valid, and no secret value i
   const { files, agentTrustPem } = await makeBundleFiles(plan);
   assert.deepEqual(
     [...files.keys()].sort(),
-    plan.bundle.container.copyIn[0]!.files.map((f) => f.name).sort(),
+    plan.bundle.container.startInput!.files.map((f) => f.name).sort(),
   );
   // Every copied file is readable by the bundle user alone.
-  assert.ok(plan.bundle.container.copyIn[0]!.files.every((f) => f.mode === "0400"));
+  assert.ok(plan.bundle.container.startInput!.files.every((f) => f.mode === "0400"));
+  assert.deepEqual(plan.bundle.container.startInput!.secrets, ["BOTTLE_ROUTE_0"]);
+  assert.deepEqual(plan.bundle.container.secretEnv, [], "secrets must not be container env");
   const egress = EgressConfigSchema.parse(JSON.parse(files.get("egress.json")!));
   assert.deepEqual(egress.routes, [
     {

@@ -207,3 +207,15 @@ Deno.test("cli: logs shows agent-controlled text escaped, and --json stays exact
   assert.doesNotMatch(j.stdout, /[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
   assert.deepEqual(JSON.parse(j.stdout), line);
 });
+
+Deno.test("cli: a teardown failure does not hide the error that ended a launch", async () => {
+  const { unwrapSuppressed } = await import("../../src/cli/app.ts");
+  const { CancelledError } = await import("../../src/errors.ts");
+  // What `await using` makes when the body threw and two teardown steps failed.
+  const launch = new CancelledError("SIGTERM");
+  const stackErrors = new SuppressedError(new Error("network rm failed"), new Error("rm -f failed"));
+  const err = new SuppressedError(stackErrors, launch);
+  const { original, teardown } = unwrapSuppressed(err);
+  assert.equal(original, launch);
+  assert.deepEqual(teardown.map((e) => (e as Error).message), ["rm -f failed", "network rm failed"]);
+});

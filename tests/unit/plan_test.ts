@@ -56,6 +56,10 @@ Deno.test("plan: built-in claude agent matches its golden file", async () => {
   await golden("claude_builtin", makePlan(builtin(), facts()));
 });
 
+Deno.test("plan: built-in claude agent on smolmachines matches its golden file", async () => {
+  await golden("claude_smolmachines", makePlan(builtin(), facts({ backend: "smolmachines" })));
+});
+
 Deno.test("plan: full agent file matches its golden file", async () => {
   await golden("reviewer_full", makePlan(await reviewer(), facts()));
 });

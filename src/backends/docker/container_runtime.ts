@@ -2,7 +2,7 @@
  * The docker runtime: the agent's place is a container with no network at
  * all (plan: `agent.container`). Its main process is bottle-forward, run as
  * the agent user, relaying 127.0.0.1 ports to the bundle's sockets on the
- * shared volume; it is copied in (root-owned) between create and start.
+ * shared volume; it is in the image bottle layers over the agent's.
  */
 import type { DockerCli } from "../../engine/docker_cli.ts";
 import type {
@@ -13,10 +13,8 @@ import type {
 } from "../agent_runtime.ts";
 import type { Plan } from "../../plan/plan_types.ts";
 import type { RunResult } from "../../proc/runner.ts";
-import { forwarderBinary } from "./forwarder_binary.ts";
-import { copyInTar, toContainerSpec } from "../container_spec.ts";
+import { toContainerSpec } from "../container_spec.ts";
 import * as L from "../../labels.ts";
-import { throwIfCancelled } from "../../proc/signals.ts";
 
 export class ContainerRuntime implements AgentRuntime {
   readonly name = "docker" as const;
@@ -29,19 +27,7 @@ export class ContainerRuntime implements AgentRuntime {
   async prepare(): Promise<void> {}
 
   async start(ctx: StartContext): Promise<void> {
-    const c = agentContainer(ctx.plan);
-    const forwarder = await forwarderBinary(this.docker, ctx.images.bundle, ctx.cacheDir);
-    await this.docker.create(toContainerSpec(c, ctx.images.agent, {}));
-    for (const copy of c.copyIn) {
-      throwIfCancelled(ctx.signal);
-      await this.docker.copyIn(
-        c.name,
-        "/",
-        copyInTar(copy, new Map([["bottle-forward", forwarder]])),
-      );
-    }
-    throwIfCancelled(ctx.signal);
-    await this.docker.start(c.name);
+    await this.docker.runDetached(toContainerSpec(agentContainer(ctx.plan), ctx.images.agent, {}));
   }
 
   exec(place: string, argv: string[], opts: ExecOptions): Promise<RunResult> {

@@ -1,10 +1,13 @@
 /**
  * `bottle start`, for both runtimes, written once:
  *
- *   prepare (checks, secrets, images; nothing exists yet)
- *   -> state (record) -> network and volume, bottle CAs minted meanwhile
+ *   checks (nothing exists yet: plan inputs, the name is free)
+ *   -> state (record) -> network and volume, while secrets and images are
+ *      looked up and the bottle CAs minted
+ *   -> the runtime's own preparation (the VM image)
  *   -> bundle and agent place started side by side
- *        bundle: create, copy config in, start, wait until ready
+ *        bundle: create, start attached with its config and secrets on
+ *                stdin, read its output until it says ready
  *        agent:  the runtime's start, then provisioning
  *   -> session (or, detached, hand the bottle over to `bottle stop`)
  *
@@ -21,11 +24,15 @@ import type { DockerCli } from "../../engine/docker_cli.ts";
 import type { AgentRuntime, StartContext } from "../agent_runtime.ts";
 import type { LaunchRequest } from "./launch_request.ts";
 import type { Plan } from "../../plan/plan_types.ts";
-import { prepareLaunch } from "./prepare.ts";
+import { checkLaunch, prepareLaunch } from "./prepare.ts";
 import { provision } from "./provision.ts";
 import { makeBundleFiles } from "../../bundle/bundle_files.ts";
-import { bundleAddress, createBundle, saveAuditLog } from "../bundle/bundle_container.ts";
-import { waitBundleReady } from "../bundle/wait_ready.ts";
+import {
+  bundleAddress,
+  createBundle,
+  saveAuditLog,
+  startBundle,
+} from "../bundle/bundle_container.ts";
 import { type BottleRecord, writeRecord } from "../../state/bottle_record.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
 import { hostname } from "node:os";
@@ -50,9 +57,25 @@ async function launchSteps(
   runtime: AgentRuntime,
 ): Promise<number> {
   const { plan, signal } = req;
-  const prepared = await prepareLaunch(req, docker);
+  await checkLaunch(req, docker);
 
   await using stack = new AsyncDisposableStack();
+  const place = runtime.placeOf(plan);
+  const record = await openState(stack, req, place);
+  // The network and volume are made while images and secrets are looked up.
+  req.progress(`creating the network and volume for ${plan.bottle.name}`);
+  stack.defer(() => removeShared(docker, plan));
+  stack.defer(() => removeContainers(docker, runtime, plan, place));
+  throwIfCancelled(signal);
+  const shared = createShared(docker, plan);
+  const preparing = prepareLaunch(req, docker);
+  preparing.catch(() => {}); // awaited below, after the shared objects settle
+  // Minting the CAs is CPU work: done while the engine makes the network.
+  const minting = makeBundleFiles(plan);
+  minting.catch(() => {}); // awaited by both branches below; must not go unhandled meanwhile
+  const files = () => minting;
+  await settled([shared, preparing]);
+  const prepared = await preparing;
   const base = {
     plan,
     images: prepared.images,
@@ -61,29 +84,13 @@ async function launchSteps(
     progress: req.progress,
   };
   await runtime.prepare({ ...base, stack });
-  const place = runtime.placeOf(plan);
-  const record = await openState(stack, req, place);
-
-  // Minting the CAs is CPU work; it runs while the engine makes the network.
-  const files = makeBundleFiles(plan, req.mintCas);
-  req.progress(`creating the network and volume for ${plan.bottle.name}`);
-  stack.defer(() => removeShared(docker, plan));
-  stack.defer(() => removeContainers(docker, runtime, plan, place));
-  throwIfCancelled(signal);
-  await settled([files, createShared(docker, plan)]);
-  const { agentTrustPem } = await files;
 
   throwIfCancelled(signal);
   req.progress("starting the bundle");
-  const bundleStarted = createBundle(docker, plan, {
-    image: prepared.images.bundle,
-    files: await files,
-    secretEnv: prepared.secretEnv,
-    signal,
+  const bundleReady = createBundle(docker, plan, prepared.images.bundle).then(() => {
+    throwIfCancelled(signal);
+    return startBundle(docker, plan, { files, secretEnv: prepared.secretEnv, signal });
   });
-  const bundleReady = bundleStarted.then(() =>
-    waitBundleReady(docker, plan.bundle.container.name, signal)
-  );
   let address: Promise<string> | undefined;
   const start: StartContext = {
     ...base,
@@ -92,7 +99,8 @@ async function launchSteps(
   req.progress("starting the agent");
   await settled([
     bundleReady,
-    runtime.start(start).then(() => {
+    runtime.start(start).then(async () => {
+      const { agentTrustPem } = await files();
       throwIfCancelled(signal);
       req.progress("provisioning");
       return provision(runtime, place, plan, agentTrustPem);

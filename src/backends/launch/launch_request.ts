@@ -1,7 +1,6 @@
 /** What the CLI hands the launch pipeline: the plan and the invocation around it. */
 import type { LoadedAgent } from "../../config/discover.ts";
 import type { Plan } from "../../plan/plan_types.ts";
-import type { MintCas } from "../../tls/ca_minter.ts";
 
 export interface LaunchRequest {
   plan: Plan;
@@ -17,6 +16,4 @@ export interface LaunchRequest {
   tty: boolean;
   signal: AbortSignal;
   progress(message: string): void;
-  /** Mints the bottle's CAs (a worker started early, so the launch need not wait for it). */
-  mintCas?: MintCas;
 }

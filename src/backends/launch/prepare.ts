@@ -1,11 +1,13 @@
 /**
- * The launch steps that can fail without leaving anything behind: what this
- * version cannot run, the host files the plan names, a name already in use,
- * the credentials and the images. Independent checks run concurrently.
+ * The launch steps that create nothing: what this version cannot run, the
+ * host files the plan names, a name already in use (`checkLaunch`, before
+ * anything exists), then the credentials and the images (`prepareLaunch`,
+ * which may run while the network is being made). Independent work runs
+ * concurrently.
  */
 import type { LaunchRequest } from "./launch_request.ts";
 import type { DockerCli } from "../../engine/docker_cli.ts";
-import { ensureAgentImage, ensureBundleImage } from "../../build/bottle_images.ts";
+import { ensureBottleImages } from "../../build/bottle_images.ts";
 import { resolveRouteSecrets } from "../../secrets/route_secrets.ts";
 import { checkPlanInputs } from "../../plan/plan_inputs.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
@@ -15,11 +17,13 @@ import { BOTTLE_ID } from "../../labels.ts";
 
 export interface Prepared {
   secretEnv: Record<string, string>;
+  /** `agent` is the image the agent runs from (plan: `images.agentRun`). */
   images: { agent: string; bundle: string };
 }
 
-export async function prepareLaunch(req: LaunchRequest, docker: DockerCli): Promise<Prepared> {
-  const { plan, signal } = req;
+/** Everything that must hold before the first object is made. */
+export async function checkLaunch(req: LaunchRequest, docker: DockerCli): Promise<void> {
+  const { plan } = req;
   const unsupported = plan.bundle.daemons.filter((d) => d === "git-gate" || d === "supervise");
   if (unsupported.length > 0) {
     throw new UserError(
@@ -28,21 +32,22 @@ export async function prepareLaunch(req: LaunchRequest, docker: DockerCli): Prom
       }, which this version of bottle does not ship yet: remove git/supervise from its definition`,
     );
   }
-  await checkPlanInputs(plan, req.agent.origin);
+  await Promise.all([
+    checkPlanInputs(plan, req.agent.origin),
+    assertNameFree(docker, plan.bottle.name, plan.bottle.stateDir),
+  ]);
+}
+
+export async function prepareLaunch(req: LaunchRequest, docker: DockerCli): Promise<Prepared> {
+  const { plan, signal } = req;
   const inputs = { buildCaPem: req.buildCaPem, env: req.env, cacheDir: req.cacheDir };
   const buildOpts = { progress: req.progress, signal };
-  // Builds one after the other: the two images share their first stage.
-  const images = async () => ({
-    agent: await ensureAgentImage(docker, plan.images.agent, inputs, buildOpts),
-    bundle: await ensureBundleImage(docker, plan.images.bundle, inputs, buildOpts),
-  });
-  const [, secretEnv, built] = await Promise.all([
-    assertNameFree(docker, plan.bottle.name, plan.bottle.stateDir),
+  const [secretEnv, built] = await Promise.all([
     resolveRouteSecrets(plan, req.env, req.agent.baseDir),
-    images(),
+    ensureBottleImages(docker, plan.images, inputs, buildOpts),
   ]);
   throwIfCancelled(signal);
-  return { secretEnv, images: built };
+  return { secretEnv, images: { agent: built.run, bundle: built.bundle } };
 }
 
 /**

@@ -11,6 +11,11 @@ import { AUDIT_LOG_IN_BUNDLE, SOCKETS_DIR } from "./bundle_manifest.ts";
 export interface DaemonSpec {
   name: string;
   argv: string[];
+  /**
+   * Gets the route secrets as JSON on its stdin (egress only), and so can be
+   * started before the config is in place: it waits for its stdin.
+   */
+  secretsOnStdin?: boolean;
   /** URL answering 200 once the daemon serves. */
   health: string;
 }
@@ -42,6 +47,7 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
       case "egress":
         return {
           name,
+          secretsOnStdin: true,
           // Least privilege: egress may write only its audit log and its socket.
           argv: [
             self.deno,
@@ -53,6 +59,7 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
             "egress",
             "--config",
             `${BUNDLE_CONFIG_DIR}/egress.json`,
+            "--secrets-from-stdin",
           ],
           health: `http://127.0.0.1:${m.ports.egress}/healthz`,
         };

@@ -1,11 +1,13 @@
 /**
- * The bundle's init (PID 1 of the bundle container): starts the daemons the
- * plan selected, says "ready" once all answer their health checks, serves an
+ * The bundle's init (PID 1 of the bundle container): reads its start input
+ * (config files and secrets, on stdin), starts the daemons the plan
+ * selected, says "ready" once all answer their health checks, serves an
  * aggregate health endpoint on loopback, forwards SIGTERM/SIGINT, and exits
  * non-zero as soon as any daemon dies: nothing is restarted silently, so the
  * host sees a dead bundle instead of a half-working one.
  */
 import {
+  BUNDLE_CONFIG_DIR,
   BUNDLE_MANIFEST,
   type BundleManifest,
   parseBundleManifest,
@@ -13,6 +15,8 @@ import {
 } from "./bundle_manifest.ts";
 import { type DaemonSpec, daemonSpecs, type SelfCommand } from "./daemons.ts";
 import { spawn, type Spawned } from "../../proc/runner.ts";
+import { readStartInput } from "./start_input.ts";
+import { registerSecret } from "../../proc/secrets.ts";
 
 const HEALTH_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 5_000;
@@ -22,16 +26,58 @@ interface Running {
   child: Spawned;
 }
 
-export async function runInit(self: SelfCommand, manifestPath = BUNDLE_MANIFEST): Promise<number> {
+export interface InitOptions {
+  /** Read config files and secrets from stdin first (how the host starts a bundle). */
+  startInput?: boolean;
+  configDir?: string;
+  stdin?: ReadableStream<Uint8Array>;
+}
+
+export async function runInit(self: SelfCommand, opts: InitOptions = {}): Promise<number> {
+  const configDir = opts.configDir ?? BUNDLE_CONFIG_DIR;
+  // egress is in every bundle and takes a while to load its code: started
+  // first, it loads while the start input arrives, then waits for its secrets.
+  const early = opts.startInput ? startWaiting(earlyEgress(self)) : undefined;
+  let secrets: Record<string, string> = {};
+  try {
+    if (opts.startInput) {
+      const input = await readStartInput(opts.stdin ?? Deno.stdin.readable);
+      for (const [name, data] of input.files) {
+        if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`Bad config file name "${name}"`);
+        await Deno.writeFile(`${configDir}/${name}`, data, { mode: 0o400, createNew: true });
+      }
+      secrets = input.secrets;
+      for (const v of Object.values(secrets)) registerSecret(v);
+    }
+  } catch (err) {
+    early?.child.kill("SIGKILL");
+    throw err;
+  }
+  const manifestPath = configDir === BUNDLE_CONFIG_DIR
+    ? BUNDLE_MANIFEST
+    : `${configDir}/bundle.json`;
   const manifest: BundleManifest = parseBundleManifest(
     JSON.parse(await Deno.readTextFile(manifestPath)),
   );
   const specs = daemonSpecs(manifest, self);
-  const running: Running[] = specs.map((spec) => ({
-    spec,
-    // Daemons log straight to the container's output, which `docker logs` shows.
-    child: spawn(spec.argv, { stdout: "inherit", stderr: "inherit" }),
-  }));
+  const secretsJson = new TextEncoder().encode(JSON.stringify(secrets));
+  const running: Running[] = specs.map((spec) => {
+    if (early && spec.secretsOnStdin && sameArgv(spec.argv, early.argv)) {
+      early.send(secretsJson);
+      return { spec, child: early.child };
+    }
+    // Daemons log straight to the container's output, which `docker logs`
+    // shows. Only the daemons that need secrets get them, on their stdin.
+    return {
+      spec,
+      child: spawn(spec.argv, {
+        stdout: "inherit",
+        stderr: "inherit",
+        ...(spec.secretsOnStdin ? { stdin: secretsJson } : {}),
+      }),
+    };
+  });
+  if (early && !running.some((r) => r.child === early.child)) early.child.kill("SIGKILL");
   log(`started ${specs.map((s) => s.name).join(", ")} for ${manifest.bottle}`);
 
   let stopping = false;
@@ -132,4 +178,34 @@ async function healthy(s: DaemonSpec): Promise<boolean> {
 
 function log(msg: string): void {
   console.error(`bottle-bundle: ${msg}`);
+}
+
+/** egress's argv, as daemonSpecs gives it (it does not depend on the manifest's content). */
+function earlyEgress(self: SelfCommand): string[] {
+  return daemonSpecs({
+    bottle: "",
+    daemons: ["egress"],
+    ports: { egress: 1, pipelock: 1, health: 1 },
+  }, self)[0]!
+    .argv;
+}
+
+/** A daemon started before its secrets exist: they go on its stdin once known. */
+function startWaiting(
+  argv: string[],
+): { argv: string[]; child: Spawned; send(b: Uint8Array): void } {
+  const pipe = new TransformStream<Uint8Array, Uint8Array>();
+  const child = spawn(argv, { stdout: "inherit", stderr: "inherit", stdin: pipe.readable });
+  const writer = pipe.writable.getWriter();
+  return {
+    argv,
+    child,
+    send(b) {
+      writer.write(b).then(() => writer.close()).catch(() => {});
+    },
+  };
+}
+
+function sameArgv(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
