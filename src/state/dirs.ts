@@ -11,7 +11,7 @@ export interface HostDirs {
   cache: string;
 }
 
-export function hostDirs(env: Record<string, string | undefined> = Deno.env.toObject()): HostDirs {
+export function hostDirs(env: Record<string, string | undefined>): HostDirs {
   const home = env.HOME ?? "/";
   return {
     config: join(env.XDG_CONFIG_HOME || join(home, ".config"), "bottle"),
