@@ -105,22 +105,27 @@ export class Bottles {
   async stop(name: string): Promise<void> {
     const b = await this.find(name);
     const { docker } = this.engines;
-    if (b.bundleContainer) {
-      await saveAuditLog(docker, b.bundleContainer, keptAuditLog(this.stateRoot, name));
-    }
-    // The agent and the bundle, then what they used, each group in parallel.
     const runtime = b.place ? runtimeFor(this.engines, b.backend) : undefined;
+    const others = b.containers.filter((c) => c !== b.place && c !== b.bundleContainer);
+    // The agent goes while the audit log is copied out of the bundle; then
+    // the bundle; then what they used. Each group in parallel.
     await Promise.all([
       runtime && b.place ? runtime.remove(b.place) : undefined,
-      docker.removeContainers(b.containers.filter((c) => c !== b.place)),
+      docker.removeContainers(others),
+      b.bundleContainer
+        ? saveAuditLog(docker, b.bundleContainer, keptAuditLog(this.stateRoot, name))
+          .finally(() => docker.removeContainers([b.bundleContainer!]))
+        : undefined,
     ]);
     await Promise.all([docker.networkRemove(b.networks), docker.volumeRemove(b.volumes)]);
     if (b.hasState) await Deno.remove(bottleDir(this.stateRoot, name), { recursive: true });
   }
 
   /**
-   * Bottles whose launcher died without finishing, that no record of this
-   * user's explains, or (with `all`) every bottle.
+   * Bottles this user's records prove dead: a launch whose launcher died
+   * before it finished, or a session whose launcher is gone. A bottle with
+   * no record here is not this user's to judge (another user's, or another
+   * state dir's), and is left alone; `all` takes every bottle on the engine.
    */
   async orphans(all: boolean): Promise<{ name: string; backend: Backend }[]> {
     const { docker } = this.engines;
@@ -130,33 +135,28 @@ export class Bottles {
       docker.listNetworks(filter),
       docker.listVolumes(filter),
     ]);
-    const found = new Map<string, { backend: Backend; host?: string; pid?: string }>();
+    const found = new Map<string, Backend>();
     for (const o of [...containers, ...networks, ...volumes]) {
       const name = o.labels[L.BOTTLE_ID];
       if (!name || !isBottleName(name)) continue;
-      found.set(name, {
-        backend: (o.labels[L.BACKEND] ?? "docker") as Backend,
-        ...(o.labels[L.OWNER_HOST] ? { host: o.labels[L.OWNER_HOST] } : {}),
-        ...(o.labels[L.OWNER_PID] ? { pid: o.labels[L.OWNER_PID] } : {}),
-      });
+      found.set(name, (o.labels[L.BACKEND] ?? "docker") as Backend);
     }
     if (await this.smolvmPresent()) {
       for (const [name] of await runtimeFor(this.engines, "smolmachines").listPlaces()) {
-        if (isBottleName(name) && !found.has(name)) found.set(name, { backend: "smolmachines" });
+        if (isBottleName(name) && !found.has(name)) found.set(name, "smolmachines");
       }
     }
     const out: { name: string; backend: Backend }[] = [];
-    for (const [name, o] of found) {
+    for (const [name, backend] of found) {
       if (all) {
-        out.push({ name, backend: o.backend });
+        out.push({ name, backend });
         continue;
       }
       const record = await readRecord(bottleDir(this.stateRoot, name));
-      if (record?.status === "running" && record.detached) continue;
-      const owner = record
-        ? { host: record.ownerHost, pid: String(record.ownerPid) }
-        : { host: o.host, pid: o.pid };
-      if (!(await ownerAlive(owner))) out.push({ name, backend: o.backend });
+      if (!record) continue;
+      if (record.status === "running" && record.detached) continue;
+      const alive = await ownerAlive({ host: record.ownerHost, pid: String(record.ownerPid) });
+      if (!alive) out.push({ name, backend });
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }

@@ -170,3 +170,51 @@ Deno.test("docker: the bundle exits non-zero, naming the daemon, when a daemon d
   }
   assert.deepEqual(await labelled("bottle.id=life-die"), NOTHING);
 });
+
+Deno.test("docker: cleanup leaves alone a bottle this user's records do not prove dead", async () => {
+  await using owner = await bottleEnv();
+  await using other = await bottleEnv();
+  // A session that lasts: its program sleeps.
+  const cwd = await projectWith(
+    owner,
+    "version: 1\nagents:\n  life:\n    anthropic: none\n    command: [sleep, \"600\"]\n",
+  );
+  // A foreground session whose launcher is alive, and it is another user's (another state dir).
+  const session = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      new URL("../../main.ts", import.meta.url).pathname,
+      "start",
+      "life",
+      "--name",
+      "fg",
+    ],
+    env: owner.env,
+    cwd,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    for (let i = 0; i < 200; i++) {
+      if ((await labelled("bottle.id=life-fg")).containers.length === 2) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const dry = await bottle(["cleanup", "--dry-run"], other.env);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.doesNotMatch(dry.stdout, /life-fg/);
+    const c = await bottle(["cleanup"], other.env);
+    assert.equal(c.code, 0, c.stderr);
+    assert.doesNotMatch(c.stdout, /life-fg/);
+    // The owner's own cleanup sees its launcher alive and keeps it too.
+    const mine = await bottle(["cleanup", "--dry-run"], owner.env);
+    assert.doesNotMatch(mine.stdout, /life-fg/);
+    assert.equal((await labelled("bottle.id=life-fg")).containers.length, 2);
+  } finally {
+    session.kill("SIGTERM");
+    await session.status;
+    await session.stderr.cancel();
+  }
+  assert.deepEqual(await labelled("bottle.id=life-fg"), NOTHING);
+});

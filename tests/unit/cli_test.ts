@@ -213,9 +213,15 @@ Deno.test("cli: a teardown failure does not hide the error that ended a launch",
   const { CancelledError } = await import("../../src/errors.ts");
   // What `await using` makes when the body threw and two teardown steps failed.
   const launch = new CancelledError("SIGTERM");
-  const stackErrors = new SuppressedError(new Error("network rm failed"), new Error("rm -f failed"));
+  const stackErrors = new SuppressedError(
+    new Error("network rm failed"),
+    new Error("rm -f failed"),
+  );
   const err = new SuppressedError(stackErrors, launch);
   const { original, teardown } = unwrapSuppressed(err);
   assert.equal(original, launch);
-  assert.deepEqual(teardown.map((e) => (e as Error).message), ["rm -f failed", "network rm failed"]);
+  assert.deepEqual(teardown.map((e) => (e as Error).message), [
+    "rm -f failed",
+    "network rm failed",
+  ]);
 });
