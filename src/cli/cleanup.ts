@@ -1,11 +1,13 @@
 /**
  * `bottle cleanup`: removes what killed launches left behind (bottles whose
- * launcher died before finishing, or that nothing records); `--all` removes
- * every bottle; `--cache` also prunes cached VM artifacts.
+ * launcher died before finishing, as this user's records show); `--all`
+ * removes every bottle; `--cache` also prunes cached VM artifacts; `--logs`
+ * the audit logs `stop` kept for bottles that are gone.
  */
 import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
 import { bottlesOf } from "./backends.ts";
+import { join } from "node:path";
 
 export function registerCleanup(program: Command, ctx: CliContext): void {
   program.command("cleanup")
@@ -13,11 +15,22 @@ export function registerCleanup(program: Command, ctx: CliContext): void {
     .option("--all", "remove every bottle, running or not")
     .option("--dry-run", "only list what would be removed")
     .option("--cache", "also remove cached VM artifacts (.smolmachine files)")
-    .action(async (opts: { all?: boolean; dryRun?: boolean; cache?: boolean }) => {
+    .option("--logs", "also remove the audit logs kept for bottles that are gone")
+    .action(async (opts: { all?: boolean; dryRun?: boolean; cache?: boolean; logs?: boolean }) => {
       const bottles = await bottlesOf(ctx);
       for (const { name, backend } of await bottles.orphans(opts.all ?? false)) {
         if (!opts.dryRun) await bottles.stop(name);
         ctx.out(`${opts.dryRun ? "would remove" : "removed"} ${name} (${backend})`);
+      }
+      if (opts.logs) {
+        const live = new Set((await bottles.list()).map((b) => b.name));
+        const dir = join(ctx.dirs.state, "logs");
+        const names = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+        for (const e of names.sort((a, b) => a.name.localeCompare(b.name))) {
+          if (!e.isDirectory || live.has(e.name)) continue;
+          if (!opts.dryRun) await Deno.remove(join(dir, e.name), { recursive: true });
+          ctx.out(`${opts.dryRun ? "would remove" : "removed"} the audit log of ${e.name}`);
+        }
       }
       if (opts.cache) {
         const { pruneArtifacts } = await import("../backends/smolvm/machine_artifact.ts");

@@ -18,9 +18,23 @@ export function registerPlan(program: Command, ctx: CliContext): void {
         opts: ConfigOption & BackendOption & { json?: boolean; name?: string },
       ) => {
         const { agent, plan } = await planFor(ctx, { ...program.opts(), ...opts }, agentName, opts);
-        // The host files it names are checked as `start` checks them.
-        const { checkPlanInputs } = await import("../plan/plan_inputs.ts");
+        // The host files it names are checked as `start` checks them, and a
+        // secret `start` could not read is said now.
+        const [{ checkPlanInputs }, { buildCaFiles, readBuildCas }, { secretSourceProblem }] =
+          await Promise.all([
+            import("../plan/plan_inputs.ts"),
+            import("../build/build_cas.ts"),
+            import("../secrets/resolve_secret.ts"),
+          ]);
         await checkPlanInputs(plan, agent.origin);
+        await readBuildCas(buildCaFiles([], agent.buildCaCerts, ctx.env));
+        for (const r of plan.bundle.routes) {
+          const problem = await secretSourceProblem(r.source, {
+            env: ctx.env,
+            baseDir: agent.baseDir,
+          });
+          if (problem) plan.warnings.push(`start will refuse route "${r.host}": ${problem}`);
+        }
         if (opts.json) ctx.out(JSON.stringify(plan, null, 2));
         else {
           const { stringify } = await import("yaml");

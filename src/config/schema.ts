@@ -4,6 +4,7 @@
  * `bottle config schema` and the TypeScript types all come from here.
  */
 import { z } from "zod";
+import { parseRouteHost, routeHostProblem } from "../bundle/egress/routes.ts";
 
 const HOSTNAME =
   /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -39,10 +40,30 @@ export const secretSource = z.strictObject({
   }
 });
 
+/** Headers that frame or route a message: a credential there would break or redirect it. */
+const FRAMING_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "upgrade",
+  "te",
+  "trailer",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+]);
+
 export const route = z.strictObject({
-  host: hostPattern.describe("Host whose requests get the credential (exact or *.suffix)"),
+  host: z.string().superRefine((h, ctx) => {
+    const problem = routeHostProblem(h);
+    if (problem) ctx.addIssue({ code: "custom", message: `${JSON.stringify(h)}: ${problem}` });
+  }).describe('Host (port 443) or "host:port" whose requests get the credential; no wildcards'),
   header: z.string().refine((s) => HEADER_NAME.test(s), {
     error: (iss) => `expected an HTTP header name, got ${JSON.stringify(iss.input)}`,
+  }).refine((s) => !FRAMING_HEADERS.has(s.toLowerCase()), {
+    error: (iss) =>
+      `${JSON.stringify(iss.input)} frames or routes the request: a credential cannot go there`,
   }).default("Authorization").describe("Header the real credential is injected into"),
   template: z.string().refine((s) => s.includes("{value}"), {
     error: (iss) => `expected a template containing "{value}", got ${JSON.stringify(iss.input)}`,
@@ -138,7 +159,33 @@ export const agent = z.strictObject({
       message: "use either prompt or prompt_file, not both",
     });
   }
+  // One credential per host and port: a second route would be ambiguous.
+  const seen = new Map<string, number>();
+  a.routes.forEach((r, i) => {
+    if (routeHostProblem(r.host)) return;
+    const { name, port } = parseRouteHost(r.host);
+    const key = `${name}:${port}`;
+    if (seen.has(key)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["routes", i, "host"],
+        message: `a second route for ${key} (routes[${seen.get(key)}] has it already)`,
+      });
+    }
+    seen.set(key, i);
+    if (a.anthropic !== "none" && name === ANTHROPIC_API_HOST && port === 443) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["routes", i, "host"],
+        message:
+          `${ANTHROPIC_API_HOST} is routed by the anthropic setting already: set anthropic: none to route it yourself`,
+      });
+    }
+  });
 });
+
+/** The host the Anthropic credential is routed to. */
+export const ANTHROPIC_API_HOST = "api.anthropic.com";
 
 const agentName = z.string().refine((s) => /^[a-z][a-z0-9-]{0,30}$/.test(s), {
   error: (iss) =>

@@ -3,10 +3,10 @@
  * injects the real API key (`x-api-key`) or OAuth token (`Authorization:
  * Bearer`) on the way out.
  */
-import type { AgentDefinition } from "../config/schema.ts";
+import { type AgentDefinition, ANTHROPIC_API_HOST } from "../config/schema.ts";
 import type { RoutePlan } from "./plan_types.ts";
 
-const HOST = "api.anthropic.com";
+const HOST = ANTHROPIC_API_HOST;
 
 export function anthropicRoute(
   setting: AgentDefinition["anthropic"],

@@ -22,6 +22,7 @@ import {
 import { anthropicRoute } from "./anthropic.ts";
 import { BUNDLE_CONFIG_DIR, BUNDLE_UID, SOCKETS_DIR } from "../bundle/init/bundle_manifest.ts";
 import { UserError } from "../errors.ts";
+import { parseRouteHost } from "../bundle/egress/routes.ts";
 
 export interface HostFacts {
   /** Unique per launch (random): makes concurrent bottles of one agent distinct. */
@@ -118,7 +119,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     ...new Set([
       ...(isClaude ? CLAUDE_DOMAINS : []),
       ...def.allowed_domains,
-      ...routes.map((r) => r.host),
+      ...routes.map((r) => parseRouteHost(r.host).name),
     ]),
   ].sort();
 

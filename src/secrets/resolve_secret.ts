@@ -70,3 +70,27 @@ export function describeSource(s: SecretSource): string {
   if (s.file !== undefined) return `file ${s.file}`;
   return `command ${JSON.stringify(s.command)}`;
 }
+
+/**
+ * Why a secret could not be read at launch, found without reading it (an
+ * unset variable, a file that is not there or not readable); commands are
+ * not run. `plan` warns with this what `start` would refuse.
+ */
+export async function secretSourceProblem(
+  source: SecretSource,
+  ctx: Omit<SecretContext, "what">,
+): Promise<string | undefined> {
+  if (source.env !== undefined) {
+    return ctx.env[source.env] ? undefined : `host environment variable "${source.env}" is not set`;
+  }
+  if (source.file !== undefined) {
+    const path = expandPath(source.file, ctx.baseDir);
+    try {
+      (await Deno.open(path, { read: true })).close();
+      return undefined;
+    } catch (err) {
+      return `cannot read file "${path}": ${(err as Error).message}`;
+    }
+  }
+  return undefined;
+}

@@ -177,7 +177,7 @@ Deno.test("docker: cleanup leaves alone a bottle this user's records do not prov
   // A session that lasts: its program sleeps.
   const cwd = await projectWith(
     owner,
-    "version: 1\nagents:\n  life:\n    anthropic: none\n    command: [sleep, \"600\"]\n",
+    'version: 1\nagents:\n  life:\n    anthropic: none\n    command: [sleep, "600"]\n',
   );
   // A foreground session whose launcher is alive, and it is another user's (another state dir).
   const session = new Deno.Command(Deno.execPath(), {

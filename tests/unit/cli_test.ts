@@ -85,7 +85,7 @@ Deno.test("cli: a bad agent file exits 2 naming file, line and field", async () 
   assert.equal(r.code, 2);
   assert.equal(
     r.stderr,
-    `bottle: ${file}:5:15: agents.a.routes[0].host: expected a hostname or "*.domain", got "https://x"\n`,
+    `bottle: ${file}:5:15: agents.a.routes[0].host: "https://x": expected "name" or "name:port"\n`,
   );
   assert.equal(r.stdout, "");
 });
@@ -224,4 +224,46 @@ Deno.test("cli: a teardown failure does not hide the error that ended a launch",
     "rm -f failed",
     "network rm failed",
   ]);
+});
+
+Deno.test("cli: plan warns about a route secret that start could not read", async () => {
+  const home = await Deno.makeTempDir();
+  await Deno.writeTextFile(
+    join(home, "bottle.yaml"),
+    "version: 1\nagents:\n  w:\n    anthropic: none\n    routes:\n" +
+      "      - host: api.example.com\n        value: { env: NOT_SET_HERE }\n" +
+      "      - host: b.example.com\n        value: { file: ./missing-token }\n",
+  );
+  const r = await cli(["plan", "w", "--json"], { home, cwd: home });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /start will refuse route "api\.example\.com": host environment variable "NOT_SET_HERE" is not set/,
+  );
+  assert.match(
+    r.stderr,
+    /start will refuse route "b\.example\.com": cannot read file ".*missing-token"/,
+  );
+});
+
+Deno.test("cli: a missing skill, prompt file or SKILL.md fails plan as it fails start", async () => {
+  const home = await Deno.makeTempDir();
+  await Deno.mkdir(join(home, "skills", "noskill"), { recursive: true });
+  const cases: [string, RegExp][] = [
+    ["prompt_file: ./nope.md", /prompt_file: ".*nope\.md" does not exist/],
+    ["skills: [./skills/missing]", /skills: ".*skills\/missing" does not exist/],
+    [
+      "skills: [./skills/noskill]",
+      /every skill needs a SKILL\.md\): ".*noskill\/SKILL\.md" does not exist/,
+    ],
+  ];
+  for (const [line, want] of cases) {
+    await Deno.writeTextFile(
+      join(home, "bottle.yaml"),
+      `version: 1\nagents:\n  w:\n    anthropic: none\n    ${line}\n`,
+    );
+    const r = await cli(["plan", "w"], { home, cwd: home });
+    assert.equal(r.code, 2, `${line}: ${r.stderr}`);
+    assert.match(r.stderr, want);
+  }
 });

@@ -60,7 +60,7 @@ Deno.test("config: the example from the issue reads as promised", () => {
     () => parseAgentFile(text, "bottle.yaml"),
     (e: Error) =>
       e.message ===
-        'bottle.yaml:5:15: agents.reviewer.routes[0].host: expected a hostname or "*.domain", got "https://x"',
+        'bottle.yaml:5:15: agents.reviewer.routes[0].host: "https://x": expected "name" or "name:port"',
   );
 });
 

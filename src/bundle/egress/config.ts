@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { registerSecret } from "../../proc/secrets.ts";
-import { hostPatternProblem } from "./routes.ts";
+import { parseRouteHost, routeHostProblem } from "./routes.ts";
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Headers that frame or route the message: injecting them would break or redirect it. */
@@ -22,9 +22,9 @@ const FORBIDDEN_ROUTE_HEADERS = new Set([
 ]);
 
 const RouteSchema = z.strictObject({
-  /** "api.anthropic.com" or "*.example.com". */
+  /** "api.anthropic.com" (port 443) or "api.example.com:8443". */
   host: z.string().superRefine((h, ctx) => {
-    const problem = hostPatternProblem(h);
+    const problem = routeHostProblem(h);
     if (problem) ctx.addIssue({ code: "custom", message: `"${h}": ${problem}` });
   }),
   /** The header to set, e.g. "x-api-key" or "authorization". */
@@ -72,7 +72,8 @@ export const EgressConfigSchema = z.strictObject({
   routes: z.array(RouteSchema).superRefine((routes, ctx) => {
     const seen = new Set<string>();
     routes.forEach((r, i) => {
-      const key = r.host.toLowerCase();
+      const { name, port } = parseRouteHost(r.host);
+      const key = `${name}:${port}`;
       if (seen.has(key)) {
         ctx.addIssue({ code: "custom", path: [i, "host"], message: `duplicate route "${r.host}"` });
       }

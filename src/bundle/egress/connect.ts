@@ -44,7 +44,7 @@ export async function handleConnect(
     });
     return;
   }
-  const route = matchRoute(ctx.routes, target.host);
+  const route = matchRoute(ctx.routes, target.host, target.port);
   if (route) {
     await serveRouted(ctx, agent, nodeWire, target, route);
     return;

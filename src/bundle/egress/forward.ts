@@ -20,7 +20,7 @@ import {
   type RequestHead,
   serializeRequestHead,
 } from "./http1.ts";
-import { matchRoute } from "./routes.ts";
+import { isRoutedName } from "./routes.ts";
 import { dialProxy } from "./upstream.ts";
 
 /**
@@ -49,7 +49,7 @@ export class PlainForwarder {
       return await this.#deny(req.method, req.target, 400, "Only http:// URLs or CONNECT", false);
     }
     const host = auditHost(authority, 80);
-    if (matchRoute(ctx.routes, authority.host)) {
+    if (isRoutedName(ctx.routes, authority.host)) {
       // A credential is only ever injected into TLS, never sent in clear.
       return await this.#deny(req.method, host, 403, "Credential route hosts need https", false);
     }

@@ -12,7 +12,6 @@
  * pipelock's documented default.
  */
 import { stringify } from "yaml";
-import { hostPatternProblem } from "../egress/routes.ts";
 
 /**
  * The pipelock documentation this generator was checked against. Pipelock
@@ -212,4 +211,21 @@ function checkAbsolute(what: string, path: string): void {
   if (!path.startsWith("/") || path.includes("\n")) {
     throw new Error(`Cannot configure pipelock: the ${what} path "${path}" must be absolute`);
   }
+}
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** Why `pattern` is not an allowlist entry pipelock takes (an exact host or `*.suffix`). */
+export function hostPatternProblem(pattern: string): string | undefined {
+  const p = pattern.toLowerCase();
+  const name = p.startsWith("*.") ? p.slice(2) : p;
+  if (name.includes("*")) return 'a wildcard may only be a leading "*."';
+  const labels = name.split(".");
+  if (p.startsWith("*.") && labels.length < 2) {
+    return 'a wildcard needs at least two labels after "*." ("*.example.com")';
+  }
+  if (name.length > 253 || !labels.every((l) => LABEL.test(l))) {
+    return "not a DNS host name";
+  }
+  return undefined;
 }
