@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { bottle, bottleEnv, labelled, NOTHING, projectWith } from "../helpers/bottle_env.ts";
+import { bottle, bottleEnv, labelled, NOTHING } from "../helpers/bottle_env.ts";
 import { FAKE_SMOLVM, fakeSmolvm } from "../fakes/smolvm/test_helpers.ts";
 import { run } from "../../src/proc/runner.ts";
 import { provision } from "../../src/backends/launch/provision.ts";
