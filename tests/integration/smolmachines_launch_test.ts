@@ -92,10 +92,10 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
           backend: string;
           state: string;
         }[];
-        assert.deepEqual(
-          ls.find((b) => b.name === "vmprobe-s1"),
-          ls.find((b) => b.backend === "smolmachines" && b.state === "running"),
-        );
+        const row = ls.find((b) => b.name === "vmprobe-s1");
+        assert.ok(row, `vmprobe-s1 not in bottle ls: ${JSON.stringify(ls)}`);
+        assert.equal(row.backend, "smolmachines");
+        assert.equal(row.state, "running");
       },
     );
 
