@@ -12,8 +12,14 @@ export interface Daemon {
 export async function startDaemon(
   argv: string[],
   env: Record<string, string> = {},
+  stdin?: string,
 ): Promise<Daemon> {
-  const proc = spawn(argv, { env, stdout: "null", stderr: "capture" });
+  const proc = spawn(argv, {
+    env,
+    stdout: "null",
+    stderr: "capture",
+    ...(stdin !== undefined ? { stdin } : {}),
+  });
   let text = "";
   const found = Promise.withResolvers<number>();
   (async () => {

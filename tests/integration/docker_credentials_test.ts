@@ -13,13 +13,14 @@ import {
 } from "../helpers/bottle_env.ts";
 import { run } from "../../src/proc/runner.ts";
 
-const AGENT_FILE = `version: 1
+/** The route names the test upstream's port: routes match their host and port. */
+const agentFile = (port: number) => `version: 1
 agents:
   cred:
     anthropic: none
     allowed_domains: [open.test]
     routes:
-      - host: api.test
+      - host: api.test:${port}
         header: x-api-key
         template: "{value}"
         placeholder_env: TEST_API_KEY
@@ -50,7 +51,7 @@ Deno.test("docker: the upstream gets the real credential, the bottle only a plac
   const bridge = await bridgeUpstream(["api.test", "open.test"]);
   await using upstream = bridge.upstream;
   await using be = await bottleEnv({ BOTTLE_IT_SECRET: secret, ...bridge.env });
-  const project = await projectWith(be, AGENT_FILE);
+  const project = await projectWith(be, agentFile(upstream.port));
   const build = await bottle(["build", "cred"], be.env, { cwd: project });
   assert.equal(build.code, 0, build.stderr);
 

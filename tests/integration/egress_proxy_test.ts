@@ -65,38 +65,50 @@ async function startStack(options: { trustUpstream?: boolean } = {}): Promise<St
     await Deno.writeTextFile(egressCaFile, ca.certPem);
     await Deno.writeTextFile(`${dir}/egress-ca-key.pem`, ca.keyPem, { mode: 0o600 });
     const auditFile = `${dir}/audit.jsonl`;
+    // A fixed free port: egress may listen only on the port it is granted.
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const egressPort = (probe.addr as Deno.NetAddr).port;
+    probe.close();
     const config = {
       bottle: "it-bottle",
-      listen: { host: "127.0.0.1", port: 0 },
+      listen: { host: "127.0.0.1", port: egressPort },
       upstreamProxy: `http://127.0.0.1:${standin.port}`,
       auditLog: auditFile,
       caCertFile: egressCaFile,
       caKeyFile: `${dir}/egress-ca-key.pem`,
       upstreamCaFiles: options.trustUpstream === false ? [] : [upstream.caFile],
       routes: [{
-        host: "api.test.local",
+        host: `api.test.local:${upstream.port}`,
         header: "x-api-key",
         template: "{value}",
         valueEnv: "BOTTLE_ROUTE_0",
       }, {
-        host: "refused.test.local",
+        host: `refused.test.local:${upstream.port}`,
         header: "authorization",
         template: "Bearer {value}",
         valueEnv: "BOTTLE_ROUTE_0",
       }],
     };
     await Deno.writeTextFile(`${dir}/egress.json`, JSON.stringify(config));
-    // The daemon runs with the permissions the bundle gives it, not -A.
+    // The daemon runs as the bundle runs it: its grants, not -A, and its secrets on stdin.
     const egress = await startDaemon(
       [
         Deno.execPath(),
         "run",
-        ...egressPermissions(auditFile, dir),
+        ...egressPermissions({
+          auditLog: auditFile,
+          socketsDir: dir,
+          listenPort: egressPort,
+          upstream: `127.0.0.1:${standin.port}`,
+          readDirs: [dir, upstream.caFile],
+        }),
         `${ROOT}src/bundle/egress/main.ts`,
         "--config",
         `${dir}/egress.json`,
+        "--secrets-from-stdin",
       ],
-      { BOTTLE_ROUTE_0: SECRET },
+      {},
+      JSON.stringify({ BOTTLE_ROUTE_0: SECRET }),
     );
     cleanups.push(async () => {
       egress.proc.kill("SIGKILL");
@@ -286,7 +298,7 @@ Deno.test("audit lines record each request and never contain the secret", async 
       bytes_up: byDecision.routed?.bytes_up,
       bytes_down: byDecision.routed?.bytes_down,
       decision: "routed",
-      reason: 'credential route "api.test.local"',
+      reason: `credential route "api.test.local:${port}"`,
     },
   );
   assert.ok(Number(byDecision.routed?.bytes_down) > 0);
