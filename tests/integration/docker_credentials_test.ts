@@ -14,7 +14,8 @@ import {
 import { run } from "../../src/proc/runner.ts";
 
 /** The route names the test upstream's port: routes match their host and port. */
-const agentFile = (port: number) => `version: 1
+const agentFile = (port: number) =>
+  `version: 1
 agents:
   cred:
     anthropic: none

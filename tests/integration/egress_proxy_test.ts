@@ -618,3 +618,119 @@ Deno.test("egress with a missing route secret exits 2 naming the variable", asyn
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/**
+ * Sends `head` (and `body`) as raw bytes inside a routed tunnel to the test
+ * upstream and returns egress's answer: requests curl would never send.
+ */
+async function rawRouted(s: Stack, head: string, body = ""): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.egressPort });
+  const enc = new TextEncoder();
+  const target = `api.test.local:${s.upstream.port}`;
+  await conn.write(enc.encode(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
+  const buf = new Uint8Array(4096);
+  const n = await conn.read(buf);
+  assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 200/);
+  const tls = await Deno.startTls(conn, {
+    hostname: "api.test.local",
+    caCerts: [await Deno.readTextFile(s.egressCaFile)],
+  });
+  try {
+    // Read while writing: egress may answer (and stop reading) before all is sent.
+    let out = "";
+    const dec = new TextDecoder();
+    const reading = (async () => {
+      const rbuf = new Uint8Array(65536);
+      for (;;) {
+        const m = await tls.read(rbuf).catch(() => null);
+        if (m === null) return;
+        out += dec.decode(rbuf.subarray(0, m));
+        if (/\r\n\r\n[\s\S]*\n$/.test(out)) return;
+      }
+    })();
+    await tls.write(enc.encode(head + body)).catch(() => {});
+    await Promise.race([reading, new Promise((r) => setTimeout(r, 10_000))]);
+    return out;
+  } finally {
+    try {
+      tls.close();
+    } catch { /* closed by egress */ }
+  }
+}
+
+const hostLine = (s: Stack) => `Host: api.test.local:${s.upstream.port}\r\n`;
+
+Deno.test("routed hosts: TRACE and TRACK are refused, the credential never sent", async () => {
+  await using s = await startStack();
+  for (const method of ["TRACE", "TRACK"]) {
+    const out = await rawRouted(s, `${method} /headers HTTP/1.1\r\n${hostLine(s)}\r\n`);
+    assert.match(out, /^HTTP\/1\.1 405/, out);
+  }
+  assert.equal(s.upstream.requests.length, 0);
+});
+
+Deno.test("routed hosts: a second Host header is refused before any credential", async () => {
+  await using s = await startStack();
+  const out = await rawRouted(
+    s,
+    `GET /headers HTTP/1.1\r\n${hostLine(s)}Host: evil.test.local\r\n\r\n`,
+  );
+  assert.match(out, /^HTTP\/1\.1 400/, out);
+  assert.equal(s.upstream.requests.length, 0);
+});
+
+Deno.test("routed hosts: a Host naming the tunnel's host on another port gets 421", async () => {
+  await using s = await startStack();
+  const wrongPort = s.upstream.port === 443 ? 8443 : 443;
+  const out = await rawRouted(
+    s,
+    `GET /headers HTTP/1.1\r\nHost: api.test.local:${wrongPort}\r\n\r\n`,
+  );
+  assert.match(out, /^HTTP\/1\.1 421/, out);
+  const abs = await rawRouted(
+    s,
+    `GET https://api.test.local:${wrongPort}/headers HTTP/1.1\r\n${hostLine(s)}\r\n`,
+  );
+  assert.match(abs, /^HTTP\/1\.1 400/, abs);
+  assert.equal(s.upstream.requests.length, 0);
+});
+
+Deno.test("routed hosts: HTTP/1.0 with Transfer-Encoding is faulty framing: 400 and close", async () => {
+  await using s = await startStack();
+  const out = await rawRouted(
+    s,
+    `POST /echo HTTP/1.0\r\n${
+      hostLine(s)
+    }Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n`,
+    "5\r\nhello\r\n0\r\n\r\nGET /headers HTTP/1.0\r\n\r\n",
+  );
+  assert.match(out, /^HTTP\/1\.1 400/, out);
+  assert.match(out, /connection: close/i);
+  assert.equal(s.upstream.requests.length, 0);
+});
+
+Deno.test("a request head over 64 KiB is refused with 431, however it arrives", async () => {
+  await using s = await startStack();
+  // Routed: through TLS, in records.
+  const routed = await run(
+    curlArgs(s, `https://api.test.local:${s.upstream.port}/headers`, [
+      "-H",
+      `X-Fill: ${"a".repeat(70 * 1024)}`,
+      "-w",
+      "%{http_code}",
+      "-o",
+      "/dev/null",
+    ]),
+    { check: false },
+  );
+  assert.equal(routed.stdout, "431");
+  // Plain: one write of a 100 KiB head, which the socket hands over in big reads.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.egressPort });
+  const head = `GET http://open.test.local:${s.upstream.port}/headers HTTP/1.1\r\n` +
+    `Host: open.test.local:${s.upstream.port}\r\nX-Fill: ${"b".repeat(100 * 1024)}\r\n\r\n`;
+  const reading = new Response(conn.readable).text();
+  await conn.write(new TextEncoder().encode(head)).catch(() => {});
+  const out = await reading.catch((e: Error) => `read failed: ${e.message}`);
+  assert.match(out, /^HTTP\/1\.1 431/, out);
+  assert.equal(s.upstream.requests.length, 0);
+});

@@ -143,11 +143,14 @@ export class BufferedWire implements Wire {
       const from = Math.max(0, buf.length - 3);
       buf = concat(buf, chunk);
       const end = find(buf, from);
+      // The limit holds however the bytes arrived: in one read or in many.
+      if ((end >= 0 ? end : buf.length) > limit) {
+        throw new LimitExceededError(`HTTP ${what} exceeds ${limit} bytes`);
+      }
       if (end >= 0) {
         this.unshift(buf.subarray(end));
         return buf.subarray(0, end);
       }
-      if (buf.length > limit) throw new LimitExceededError(`HTTP ${what} exceeds ${limit} bytes`);
     }
   }
 

@@ -132,6 +132,7 @@ export async function denyRequest(
 ): Promise<boolean> {
   const bytes = simpleResponse(r.status, `egress: ${r.reason}\n`, { close: !r.keep });
   await tryWrite(agent, bytes);
+  if (!r.keep) await lingerClose(agent);
   ctx.audit.write({
     method: r.method,
     host: r.host,
@@ -143,4 +144,39 @@ export async function denyRequest(
     reason: r.reason,
   });
   return r.keep;
+}
+
+const LINGER_MS = 1000;
+const LINGER_BYTES = 1 << 20;
+
+/**
+ * Ends the write side and reads (and drops) what the agent is still sending
+ * for a moment: closing with unread input makes the kernel reset the
+ * connection, and the agent would lose the answer it was just sent (RFC 9112
+ * §9.6). Bounded in time and bytes.
+ */
+export async function lingerClose(agent: BufferedWire): Promise<void> {
+  try {
+    await agent.closeWrite();
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + LINGER_MS;
+  let drained = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    while (drained < LINGER_BYTES) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      const chunk = await Promise.race([
+        agent.read().catch(() => null),
+        new Promise<null>((r) => (timer = setTimeout(() => r(null), left))),
+      ]);
+      clearTimeout(timer);
+      if (chunk === null) return;
+      drained += chunk.length;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -155,6 +155,11 @@ function framingFromHeaders(headers: Headers1, status: number): Framing | undefi
 
 /** How the body of a request is delimited (RFC 9112 §6.3). */
 export function requestFraming(h: RequestHead): Framing {
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
+  // framing; a server may read it otherwise than we do (request smuggling).
+  if (h.version === "HTTP/1.0" && h.headers.some(([k]) => k.toLowerCase() === "transfer-encoding")) {
+    throw new HttpError(400, "Transfer-Encoding in an HTTP/1.0 request");
+  }
   const f = framingFromHeaders(h.headers, 400);
   if (!f || (f.kind === "length" && f.length === 0)) return { kind: "none" };
   return f;

@@ -174,16 +174,29 @@ class RoutedSession {
     if (req.method === "CONNECT") {
       return await this.#deny(req.method, path, 405, "CONNECT inside a routed tunnel", false);
     }
+    // An origin that echoes TRACE would hand the injected credential back.
+    if (req.method === "TRACE" || req.method === "TRACK") {
+      return await this.#deny(req.method, path, 405, `${req.method} on a credential route`, false);
+    }
+    const hosts = req.headers.filter(([k]) => k.toLowerCase() === "host");
+    if (hosts.length > 1) {
+      // Servers disagree on which of two Hosts counts: the credential would
+      // go to whichever name the server picks.
+      return await this.#deny(req.method, path, 400, "More than one Host header", false);
+    }
     const hostHeader = getHeader(req.headers, "host");
     const hostAuthority = hostHeader === undefined ? undefined : parseAuthority(hostHeader, 443);
-    if (hostHeader !== undefined && hostAuthority?.host !== this.target.host) {
-      // The credential goes to the CONNECT host only; a different Host would
-      // ask that server to act for another name.
+    if (
+      hostHeader !== undefined &&
+      (hostAuthority?.host !== this.target.host || hostAuthority.port !== this.target.port)
+    ) {
+      // The credential goes to the CONNECT host and port only; a different
+      // Host would ask that server to act for another name.
       return await this.#deny(
         req.method,
         path,
         421,
-        `Host "${hostHeader}" does not match tunnel host "${this.target.host}"`,
+        `Host "${hostHeader}" does not match tunnel "${this.target.host}:${this.target.port}"`,
         agentKeepAlive,
       );
     }
@@ -227,7 +240,11 @@ class RoutedSession {
     if (target.startsWith("/") || target === "*") return target;
     try {
       const url = new URL(target);
-      if (url.protocol !== "https:" || normalizeHost(url.hostname) !== this.target.host) {
+      const port = url.port === "" ? 443 : Number(url.port);
+      if (
+        url.protocol !== "https:" || normalizeHost(url.hostname) !== this.target.host ||
+        port !== this.target.port
+      ) {
         return undefined;
       }
       return url.pathname + url.search;
