@@ -157,7 +157,9 @@ function framingFromHeaders(headers: Headers1, status: number): Framing | undefi
 export function requestFraming(h: RequestHead): Framing {
   // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
   // framing; a server may read it otherwise than we do (request smuggling).
-  if (h.version === "HTTP/1.0" && h.headers.some(([k]) => k.toLowerCase() === "transfer-encoding")) {
+  if (
+    h.version === "HTTP/1.0" && h.headers.some(([k]) => k.toLowerCase() === "transfer-encoding")
+  ) {
     throw new HttpError(400, "Transfer-Encoding in an HTTP/1.0 request");
   }
   const f = framingFromHeaders(h.headers, 400);
