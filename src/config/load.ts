@@ -26,7 +26,17 @@ export function parseAgentFile(text: string, file: string): AgentFile {
       }),
     );
   }
-  const data = doc.toJS({ maxAliasCount: 100 }) ?? null;
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 }) ?? null;
+  } catch (err) {
+    // Aliases that would expand beyond reason (a "billion laughs" file).
+    throw new ConfigError(file, [{
+      path: "",
+      message: `invalid YAML: ${firstLine((err as Error).message)}`,
+      position: { line: 1, col: 1 },
+    }]);
+  }
   const result = agentFile.safeParse(data, { reportInput: true });
   if (result.success) return result.data;
 
@@ -76,16 +86,47 @@ function flattenIssues(issues: z.core.$ZodIssue[]): z.core.$ZodIssue[] {
 
 /** Reads an agent file from disk; an unreadable file is a ConfigError too. */
 export async function loadAgentFile(path: string): Promise<AgentFile> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (err) {
     const why = err instanceof Deno.errors.NotFound ? "no such file" : (err as Error).message;
     throw new ConfigError(path, [{ path: "", message: `cannot read agent file: ${why}` }]);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    throw new ConfigError(path, [{
+      path: "",
+      message: "the file is not UTF-8 text",
+      position: at,
+    }]);
   }
   return parseAgentFile(text, path);
 }
 
 function firstLine(s: string): string {
   return s.split("\n")[0]!.trim();
+}
+
+/** Where the first byte that is not valid UTF-8 is, as line and column. */
+function firstInvalidUtf8(bytes: Uint8Array): Position {
+  const dec = new TextDecoder("utf-8", { fatal: true });
+  let lo = 0;
+  let hi = bytes.length;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      dec.decode(bytes.subarray(0, mid));
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  // `lo` bytes decode; a prefix may end inside a valid sequence, so step back to a boundary.
+  const before = new TextDecoder().decode(bytes.subarray(0, lo));
+  const lines = before.split("\n");
+  return { line: lines.length, col: (lines.at(-1)?.length ?? 0) + 1 };
 }

@@ -148,7 +148,12 @@ export const agent = z.strictObject({
   anthropic: anthropic.default("auto"),
   git: z.array(gitUpstream).default([]),
   supervise: z.boolean().default(false).describe("Register the human-approval MCP server"),
-  env: z.record(envName, z.string()).default({}).describe("Plain (non-secret) env vars"),
+  env: z.record(
+    envName,
+    z.string().refine((v) => !v.includes("\0"), {
+      error: "a NUL character cannot be in an env value",
+    }),
+  ).default({}).describe("Plain (non-secret) env vars"),
   resources: resources.default({}),
   mounts: z.array(mount).default([]),
 }).superRefine((a, ctx) => {
