@@ -117,14 +117,6 @@ export class DockerCli {
     await Promise.all(names.map((n) => this.#removeObject(["volume", "rm", "-f"], n, /volume/i)));
   }
 
-  /** `docker create`: returns the container id. */
-  async create(spec: ContainerSpec): Promise<string> {
-    const secretEnv = spec.secretEnv ?? {};
-    for (const v of Object.values(secretEnv)) registerSecret(v);
-    const r = await this.run(["create", ...containerArgs(spec)], { env: secretEnv });
-    return r.stdout.trim();
-  }
-
   /** `docker run -d`: created and started in one call. */
   async runDetached(spec: ContainerSpec): Promise<void> {
     const secretEnv = spec.secretEnv ?? {};
@@ -137,13 +129,18 @@ export class DockerCli {
   }
 
   /**
-   * `docker start --attach --interactive`: the container gets `input` on its
-   * stdin, and its output streams back on the returned process. The caller
-   * stops it with SIGKILL once it has read what it needs: the container keeps
-   * running (any other signal the client would pass on to the container).
+   * `docker run` attached, with signals not passed on: created, started and
+   * given `input` on stdin in one call, its output streaming back. The caller
+   * ends the client with SIGKILL once it has read what it needs (any other
+   * signal it would pass on), and the container keeps running.
    */
-  startAttached(container: string, input: Uint8Array | ReadableStream<Uint8Array>): Spawned {
-    return this.spawn(["start", "--attach", "--interactive", container], { stdin: input });
+  runAttached(spec: ContainerSpec, input: Uint8Array | ReadableStream<Uint8Array>): Spawned {
+    const secretEnv = spec.secretEnv ?? {};
+    for (const v of Object.values(secretEnv)) registerSecret(v);
+    return this.spawn(["run", "--sig-proxy=false", ...containerArgs(spec)], {
+      stdin: input,
+      env: secretEnv,
+    });
   }
 
   /** Extracts a tar archive into `dir` of a container (created or running); owners and modes are the archive's. */

@@ -1,8 +1,7 @@
 /**
- * The bundle container, shared by both runtimes: created as the plan says
- * (`bundle.container`), then started attached, its start input (config
- * files and secrets) sent on stdin and its output read until its init says
- * ready. Nothing goes through the host's filesystem (the engine may be
+ * The bundle container, shared by both runtimes: run as the plan says
+ * (`bundle.container`), attached, its start input (config files and
+ * secrets) sent on stdin and its output read until its init says ready. Nothing goes through the host's filesystem (the engine may be
  * another machine), and the secrets are in no container config. Afterwards
  * it is read back through the engine: its address and its audit log, which
  * is saved on the host before the container goes.
@@ -21,21 +20,17 @@ import { registerSecret } from "../../proc/secrets.ts";
 
 const READY_TIMEOUT_MS = 90_000;
 
-export async function createBundle(docker: DockerCli, plan: Plan, image: string): Promise<void> {
-  await docker.create(toContainerSpec(plan.bundle.container, image, {}));
-}
-
 /**
- * Starts the bundle and waits for its ready line. Its files are asked for
- * once the start is under way, and its start input goes on its stdin as
- * soon as they are made: the container boots meanwhile, and its init waits
- * for it. A bundle that exits instead is reported with the tail of what it
- * said.
+ * Runs the bundle (created and started in one attached call) and waits for
+ * its ready line. Its start input goes on its stdin as soon as its files
+ * are made: the container boots meanwhile, and its init waits for it. A
+ * bundle that exits instead is reported with the tail of what it said.
  */
 export async function startBundle(
   docker: DockerCli,
   plan: Plan,
   p: {
+    image: string;
     files: () => Promise<BundleFiles>;
     secretEnv: Record<string, string>;
     signal: AbortSignal;
@@ -50,7 +45,7 @@ export async function startBundle(
     return [k, v];
   }));
   const input = new TransformStream<Uint8Array, Uint8Array>();
-  const child = docker.startAttached(c.name, input.readable);
+  const child = docker.runAttached(toContainerSpec(c, p.image, {}), input.readable);
   const writer = input.writable.getWriter();
   const sent = p.files().then((f) => writer.write(encodeStartInput(f.files, secrets)));
   sent.catch(() => child.kill("SIGKILL")); // nothing to send: the wait below ends at once

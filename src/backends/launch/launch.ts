@@ -6,8 +6,8 @@
  *      looked up and the bottle CAs minted
  *   -> the runtime's own preparation (the VM image)
  *   -> bundle and agent place started side by side
- *        bundle: create, start attached with its config and secrets on
- *                stdin, read its output until it says ready
+ *        bundle: run attached, its config and secrets on stdin, its
+ *                output read until it says ready
  *        agent:  the runtime's start, then provisioning
  *   -> session (or, detached, hand the bottle over to `bottle stop`)
  *
@@ -26,13 +26,8 @@ import type { LaunchRequest } from "./launch_request.ts";
 import type { Plan } from "../../plan/plan_types.ts";
 import { checkLaunch, prepareLaunch } from "./prepare.ts";
 import { provision } from "./provision.ts";
-import { makeBundleFiles } from "../../bundle/bundle_files.ts";
-import {
-  bundleAddress,
-  createBundle,
-  saveAuditLog,
-  startBundle,
-} from "../bundle/bundle_container.ts";
+import { type BundleFiles, makeBundleFiles } from "../../bundle/bundle_files.ts";
+import { bundleAddress, saveAuditLog, startBundle } from "../bundle/bundle_container.ts";
 import { type BottleRecord, writeRecord } from "../../state/bottle_record.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
 import { hostname } from "node:os";
@@ -63,18 +58,32 @@ async function launchSteps(
   const place = runtime.placeOf(plan);
   const record = await openState(stack, req, place);
   // The network and volume are made while images and secrets are looked up.
+  // The agent needs no network, so it does not wait for it; the network's
+  // removal waits for its creation to settle, whatever happens in between.
   req.progress(`creating the network and volume for ${plan.bottle.name}`);
-  stack.defer(() => removeShared(docker, plan));
-  stack.defer(() => removeContainers(docker, runtime, plan, place));
   throwIfCancelled(signal);
-  const shared = createShared(docker, plan);
+  const networks = settled(
+    plan.networks.map((n) =>
+      docker.networkCreate(n.name, { internal: n.internal, labels: n.labels })
+    ),
+  );
+  networks.catch(() => {}); // awaited by the bundle's branch and by teardown
+  stack.defer(async () => {
+    await networks.catch(() => {});
+    await removeShared(docker, plan);
+  });
+  stack.defer(() => removeContainers(docker, runtime, plan, place));
+  const volumes = settled(
+    plan.volumes.map((v) => docker.volumeCreate(v.name, { options: v.options, labels: v.labels })),
+  );
   const preparing = prepareLaunch(req, docker);
-  preparing.catch(() => {}); // awaited below, after the shared objects settle
-  // Minting the CAs is CPU work: done while the engine makes the network.
-  const minting = makeBundleFiles(plan);
-  minting.catch(() => {}); // awaited by both branches below; must not go unhandled meanwhile
-  const files = () => minting;
-  await settled([shared, preparing]);
+  preparing.catch(() => {}); // awaited below, after the volume settles
+  // Minting the CAs is CPU work on this thread: it starts once both
+  // containers' starts are under way (the bundle's init waits for them on
+  // its stdin), so it holds up no engine call.
+  let minting: Promise<BundleFiles> | undefined;
+  const files = () => (minting ??= makeBundleFiles(plan));
+  await settled([volumes, preparing]);
   const prepared = await preparing;
   const base = {
     plan,
@@ -86,10 +95,15 @@ async function launchSteps(
   await runtime.prepare({ ...base, stack });
 
   throwIfCancelled(signal);
-  req.progress("starting the bundle");
-  const bundleReady = createBundle(docker, plan, prepared.images.bundle).then(() => {
+  const bundleReady = networks.then(() => {
     throwIfCancelled(signal);
-    return startBundle(docker, plan, { files, secretEnv: prepared.secretEnv, signal });
+    req.progress("starting the bundle");
+    return startBundle(docker, plan, {
+      image: prepared.images.bundle,
+      files,
+      secretEnv: prepared.secretEnv,
+      signal,
+    });
   });
   let address: Promise<string> | undefined;
   const start: StartContext = {
@@ -162,17 +176,6 @@ async function openState(
   };
   await writeRecord(stateDir, record);
   return record;
-}
-
-async function createShared(docker: DockerCli, plan: Plan): Promise<void> {
-  await settled([
-    ...plan.networks.map((n) =>
-      docker.networkCreate(n.name, { internal: n.internal, labels: n.labels })
-    ),
-    ...plan.volumes.map((v) =>
-      docker.volumeCreate(v.name, { options: v.options, labels: v.labels })
-    ),
-  ]);
 }
 
 /** Networks and volumes, in parallel: nothing uses them once the containers are gone. */
