@@ -4,7 +4,7 @@
  * `bottle config schema` and the TypeScript types all come from here.
  */
 import { z } from "zod";
-import { parseRouteHost, routeHostProblem } from "../bundle/egress/routes.ts";
+import { FRAMING_HEADERS, parseRouteHost, routeHostProblem } from "../bundle/egress/routes.ts";
 
 const HOSTNAME =
   /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -39,20 +39,6 @@ export const secretSource = z.strictObject({
     ctx.addIssue({ code: "custom", message: "expected exactly one of env, file or command" });
   }
 });
-
-/** Headers that frame or route a message: a credential there would break or redirect it. */
-const FRAMING_HEADERS = new Set([
-  "host",
-  "content-length",
-  "transfer-encoding",
-  "connection",
-  "upgrade",
-  "te",
-  "trailer",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authorization",
-]);
 
 export const route = z.strictObject({
   host: z.string().superRefine((h, ctx) => {

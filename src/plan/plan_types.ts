@@ -16,6 +16,7 @@
  * them and nothing else.
  */
 import type { SecretSource } from "../config/schema.ts";
+import type { BundleManifest } from "../bundle/init/bundle_manifest.ts";
 
 export const PLAN_SCHEMA = "bottle.plan/v2";
 /** Stands for the bundle's address in `vm`, known once the bundle runs. */
@@ -166,14 +167,8 @@ export interface Plan {
     daemons: Daemon[];
     /** The egress listener: TCP (loopback only unless a VM must reach it) and, for containers, a Unix socket. */
     listen: { host: string; port: number; socket?: string };
-    /** Ports inside the bundle (pipelock and health on its loopback only). */
-    ports: {
-      egress: number;
-      pipelock: number;
-      health: number;
-      gitGate?: number;
-      supervise?: number;
-    };
+    /** Ports inside the bundle (pipelock and health on its loopback only), as its init reads them. */
+    ports: BundleManifest["ports"];
     allowlist: string[];
     routes: RoutePlan[];
     /** Host files of extra CAs the bundle trusts toward upstreams (BOTTLE_UPSTREAM_CA_CERTS). */

@@ -5,21 +5,9 @@
  */
 import { z } from "zod";
 import { registerSecret } from "../../proc/secrets.ts";
-import { parseRouteHost, routeHostProblem } from "./routes.ts";
+import { FRAMING_HEADERS, parseRouteHost, routeHostProblem } from "./routes.ts";
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Headers that frame or route the message: injecting them would break or redirect it. */
-const FORBIDDEN_ROUTE_HEADERS = new Set([
-  "host",
-  "content-length",
-  "transfer-encoding",
-  "connection",
-  "upgrade",
-  "te",
-  "trailer",
-  "keep-alive",
-  "proxy-connection",
-]);
 
 const RouteSchema = z.strictObject({
   /** "api.anthropic.com" (port 443) or "api.example.com:8443". */
@@ -29,7 +17,7 @@ const RouteSchema = z.strictObject({
   }),
   /** The header to set, e.g. "x-api-key" or "authorization". */
   header: z.string().regex(TOKEN, "must be an HTTP header name").refine(
-    (h) => !FORBIDDEN_ROUTE_HEADERS.has(h.toLowerCase()),
+    (h) => !FRAMING_HEADERS.has(h.toLowerCase()),
     "must not be a framing or connection header",
   ),
   /** "{value}" or e.g. "Bearer {value}". */

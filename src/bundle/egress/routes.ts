@@ -9,6 +9,20 @@
 import { normalizeHost } from "../../tls/pem.ts";
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** Headers that frame or route a message: a credential there would break or redirect it. */
+export const FRAMING_HEADERS: ReadonlySet<string> = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "upgrade",
+  "te",
+  "trailer",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+]);
 export const DEFAULT_ROUTE_PORT = 443;
 
 /** Why `host` is not a valid route host, or undefined when it is. */
