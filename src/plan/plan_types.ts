@@ -84,8 +84,8 @@ export interface VolumeMountPlan {
 }
 
 /**
- * What a container reads on its stdin when it is started attached
- * (`docker start --attach --interactive`, so remote engines work alike and
+ * What a container reads on its stdin when it is run attached
+ * (`docker run --interactive`, so remote engines work alike and
  * nothing is on the host's disk): config files its init writes under `dir`,
  * and secrets, which it keeps in memory and hands only to the daemon that
  * needs them (never in the container's config, so not in `docker inspect`).
