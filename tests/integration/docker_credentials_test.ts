@@ -157,7 +157,11 @@ Deno.test("docker: the upstream gets the real credential, the bottle only a plac
       assert.ok(argv.every((a) => !a.includes(secret)), "secret on a host process's argv");
       // The secret reaches the bundle on its stdin at start: not even its name is docker env.
       assert.ok(
-        argv.some((a) => a.includes("docker start --attach --interactive bottle-cred-c1-bundle")),
+        argv.some((a) =>
+          a.includes("docker run --sig-proxy=false --name bottle-cred-c1-bundle") &&
+          a.includes("--interactive")
+        ),
+        "the bundle was not run attached with its input on stdin",
       );
       assert.ok(argv.every((a) => !a.includes("BOTTLE_ROUTE_0")), "a route secret's name on argv");
       for (const c of ["bottle-cred-c1-bundle", "bottle-cred-c1-agent"]) {
