@@ -37,6 +37,8 @@ export interface InteractiveOptions {
   user: string;
   workdir?: string;
   tty: boolean;
+  /** Attach this process's stdin (default true); a headless session has none. */
+  stdin?: boolean;
   env?: Record<string, string>;
   /** Ends the command (and so the session) when aborted. */
   signal?: AbortSignal;

@@ -44,7 +44,7 @@ export function buildProgram(ctx: CliContext): Command {
 /** Runs the CLI on `args` and returns the process exit code. */
 export async function runCli(args: string[], ctx: CliContext): Promise<number> {
   if (ctx.env.BOTTLE_TRACE) setTrace((line) => ctx.err(`bottle: trace ${line}`));
-  const program = buildProgram(ctx);
+  const program = buildProgram({ ...ctx, argv: args });
   try {
     await program.parseAsync(args, { from: "user" });
     return 0;

@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
 import { registerStart } from "./start.ts";
+import { registerRun } from "./run.ts";
 import { registerBuild } from "./build.ts";
 import { registerLs } from "./ls.ts";
 import { registerStop } from "./stop.ts";
@@ -11,6 +12,7 @@ import { registerLogs } from "./logs.ts";
 
 export function registerBackendCommands(program: Command, ctx: CliContext): void {
   registerStart(program, ctx);
+  registerRun(program, ctx);
   registerBuild(program, ctx);
   registerLs(program, ctx);
   registerStop(program, ctx);

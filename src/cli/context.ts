@@ -11,6 +11,11 @@ export interface CliContext {
   err(text: string): void;
   /** Aborted on SIGINT/SIGTERM; long operations pass it down. */
   signal: AbortSignal;
+  /**
+   * The invocation's arguments as given (set by runCli): commander drops a
+   * leading `--` from operands, and `run` must see where its prompt starts.
+   */
+  argv?: readonly string[];
 }
 
 export function defaultContext(signal: AbortSignal): CliContext {

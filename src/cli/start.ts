@@ -7,6 +7,7 @@ import { enginesOf } from "./backends.ts";
 import { planFor } from "./planning.ts";
 import { SilentExit } from "../errors.ts";
 import { throwIfCancelled } from "../proc/signals.ts";
+import type { Plan } from "../plan/plan_types.ts";
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -20,39 +21,57 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .option("-d, --detach", "leave the bottle running and return once it is ready")
     .option("--name <suffix>", "bottle name suffix (default: random)")
     .option("--build-ca <file>", "extra CA certificate for image builds (repeatable)", collect, [])
-    .action(async (
-      agentName: string,
-      opts: BackendOption & { detach?: boolean; name?: string; buildCa: string[] },
-    ) => {
-      const [{ launch }, { runtimeFor }, { buildCaFiles, readBuildCas }] = await Promise.all([
-        import("../backends/launch/launch.ts"),
-        import("../backends/engines.ts"),
-        import("../build/build_cas.ts"),
-      ]);
-      const { agent, plan } = await planFor(ctx, program.opts<ConfigOption>(), agentName, opts);
-      for (const w of plan.warnings) ctx.err(`bottle: warning: ${w}`);
-      const buildCaPem = await readBuildCas(
-        buildCaFiles(opts.buildCa, agent.buildCaCerts, ctx.env),
-      );
-      ctx.err(`bottle: starting ${plan.bottle.name} (${plan.bottle.backend})`);
-      const engines = await enginesOf(ctx);
-      const code = await launch(
-        {
-          plan,
-          agent,
-          detach: opts.detach ?? false,
-          buildCaPem,
-          env: ctx.env,
-          cacheDir: ctx.dirs.cache,
-          tty: ctx.stdinIsTerminal,
-          signal: ctx.signal,
-          progress: (m) => ctx.err(`bottle: ${m}`),
-        },
-        engines.docker,
-        runtimeFor(engines, plan.bottle.backend),
-      );
-      throwIfCancelled(ctx.signal); // a session ended by SIGTERM exits 143, after teardown
-      if (opts.detach) ctx.out(plan.bottle.name);
+    .action(async (agentName: string, opts: LaunchOptions & { detach?: boolean }) => {
+      const code = await startBottle(ctx, program, agentName, opts, {
+        detach: opts.detach ?? false,
+      });
       if (code !== 0) throw new SilentExit(code);
     });
+}
+
+export type LaunchOptions = BackendOption & { name?: string; buildCa: string[] };
+
+/**
+ * Plans and launches a bottle; returns the session's exit code. `run`
+ * passes a change to the plan (its headless session).
+ */
+export async function startBottle(
+  ctx: CliContext,
+  program: Command,
+  agentName: string,
+  opts: LaunchOptions,
+  how: { detach: boolean; session?: (plan: Plan) => Plan },
+): Promise<number> {
+  const [{ launch }, { runtimeFor }, { buildCaFiles, readBuildCas }] = await Promise.all([
+    import("../backends/launch/launch.ts"),
+    import("../backends/engines.ts"),
+    import("../build/build_cas.ts"),
+  ]);
+  const planned = await planFor(ctx, program.opts<ConfigOption>(), agentName, opts);
+  const { agent } = planned;
+  const plan = how.session ? how.session(planned.plan) : planned.plan;
+  for (const w of plan.warnings) ctx.err(`bottle: warning: ${w}`);
+  const buildCaPem = await readBuildCas(
+    buildCaFiles(opts.buildCa, agent.buildCaCerts, ctx.env),
+  );
+  ctx.err(`bottle: starting ${plan.bottle.name} (${plan.bottle.backend})`);
+  const engines = await enginesOf(ctx);
+  const code = await launch(
+    {
+      plan,
+      agent,
+      detach: how.detach,
+      buildCaPem,
+      env: ctx.env,
+      cacheDir: ctx.dirs.cache,
+      tty: ctx.stdinIsTerminal,
+      signal: ctx.signal,
+      progress: (m) => ctx.err(`bottle: ${m}`),
+    },
+    engines.docker,
+    runtimeFor(engines, plan.bottle.backend),
+  );
+  throwIfCancelled(ctx.signal); // a session ended by SIGTERM exits 143, after teardown
+  if (how.detach) ctx.out(plan.bottle.name);
+  return code;
 }

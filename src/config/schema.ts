@@ -108,16 +108,70 @@ export const image = z.strictObject({
   build_args: z.record(z.string(), z.string()).default({}),
 });
 
+export const DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com";
+
+/**
+ * The Anthropic API's address: an https URL with no credentials, query or
+ * fragment (a path is kept, for gateways that serve the API under one).
+ * Only https: egress injects the credential inside TLS it terminates, and
+ * refuses plain http to a routed host.
+ */
+export const anthropicBaseUrl = z.string().superRefine((s, ctx) => {
+  const problem = baseUrlProblem(s);
+  // The URL is quoted without any userinfo: that may be a secret.
+  const shown = JSON.stringify(s.replace(/^([a-z]+:\/\/)[^/@]*@/i, "$1…@"));
+  if (problem) ctx.addIssue({ code: "custom", message: `${shown}: ${problem}` });
+}).describe("The Anthropic API (or an LLM gateway speaking it), e.g. https://llm.example.com");
+
+function baseUrlProblem(s: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return "expected a URL like https://llm.example.com";
+  }
+  if (u.protocol !== "https:") return "expected an https:// URL";
+  if (u.username || u.password) {
+    return "credentials cannot be in the URL (the agent would see them): use api_key or oauth_token";
+  }
+  if (u.search || u.hash || s.includes("?") || s.includes("#")) {
+    return "expected no query or fragment";
+  }
+  const hostProblem = routeHostProblem(u.host);
+  return hostProblem ? `host ${JSON.stringify(u.host)}: ${hostProblem}` : undefined;
+}
+
+/**
+ * The Anthropic API's host as a route host (`name`, or `name:port` off 443)
+ * and the URL Claude Code is given (no trailing slash).
+ */
+export function anthropicEndpoint(baseUrl: string): { routeHost: string; url: string } {
+  const u = new URL(baseUrl);
+  const url = `${u.origin}${u.pathname.replace(/\/+$/, "")}`;
+  return { routeHost: u.host.toLowerCase(), url };
+}
+
 /** How the Anthropic credential reaches the API; the bottle only sees a placeholder. */
 export const anthropic = z.union([
   z.enum(["auto", "none"]),
   z.strictObject({
     api_key: secretSource.optional(),
     oauth_token: secretSource.optional(),
+    base_url: anthropicBaseUrl.optional(),
+  }).refine((o) => !(o.api_key && o.oauth_token), {
+    error: "use either api_key or oauth_token, not both",
   }),
 ]).describe(
-  "auto: ANTHROPIC_API_KEY, else CLAUDE_CODE_OAUTH_TOKEN from the host; none: no credential",
+  "auto: ANTHROPIC_API_KEY, else CLAUDE_CODE_OAUTH_TOKEN from the host; none: no credential; " +
+    "{ base_url } alone keeps the auto lookup",
 );
+
+/** The URL of the API the agent's Anthropic setting names. */
+export function anthropicBaseUrlOf(setting: z.infer<typeof anthropic>): string {
+  return typeof setting === "object" && setting.base_url
+    ? setting.base_url
+    : DEFAULT_ANTHROPIC_BASE_URL;
+}
 
 export const agent = z.strictObject({
   description: z.string().optional(),
@@ -143,6 +197,14 @@ export const agent = z.strictObject({
   resources: resources.default({}),
   mounts: z.array(mount).default([]),
 }).superRefine((a, ctx) => {
+  if ("ANTHROPIC_BASE_URL" in a.env) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["env", "ANTHROPIC_BASE_URL"],
+      message:
+        "set anthropic: { base_url: URL } instead: the API's host must be allowlisted and routed",
+    });
+  }
   if (a.prompt !== undefined && a.prompt_file !== undefined) {
     ctx.addIssue({
       code: "custom",
@@ -152,6 +214,12 @@ export const agent = z.strictObject({
   }
   // One credential per host and port: a second route would be ambiguous.
   const seen = new Map<string, number>();
+  const anthropicHost = a.anthropic === "none" ? undefined : (() => {
+    const url = anthropicBaseUrlOf(a.anthropic);
+    if (baseUrlProblem(url)) return undefined;
+    const { name, port } = parseRouteHost(anthropicEndpoint(url).routeHost);
+    return `${name}:${port}`;
+  })();
   a.routes.forEach((r, i) => {
     if (routeHostProblem(r.host)) return;
     const { name, port } = parseRouteHost(r.host);
@@ -164,19 +232,16 @@ export const agent = z.strictObject({
       });
     }
     seen.set(key, i);
-    if (a.anthropic !== "none" && name === ANTHROPIC_API_HOST && port === 443) {
+    if (anthropicHost && key === anthropicHost) {
       ctx.addIssue({
         code: "custom",
         path: ["routes", i, "host"],
         message:
-          `${ANTHROPIC_API_HOST} is routed by the anthropic setting already: set anthropic: none to route it yourself`,
+          `${r.host} is routed by the anthropic setting already: set anthropic: none to route it yourself`,
       });
     }
   });
 });
-
-/** The host the Anthropic credential is routed to. */
-export const ANTHROPIC_API_HOST = "api.anthropic.com";
 
 const agentName = z.string().refine((s) => /^[a-z][a-z0-9-]{0,30}$/.test(s), {
   error: (iss) =>

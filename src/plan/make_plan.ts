@@ -19,7 +19,7 @@ import {
   type ProvisionStep,
   type RoutePlan,
 } from "./plan_types.ts";
-import { anthropicRoute } from "./anthropic.ts";
+import { anthropicPlan, placeholderFor } from "./anthropic.ts";
 import { BUNDLE_CONFIG_DIR, BUNDLE_UID, SOCKETS_DIR } from "../bundle/init/bundle_manifest.ts";
 import { UserError } from "../errors.ts";
 import { parseRouteHost } from "../bundle/egress/routes.ts";
@@ -102,7 +102,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     source: r.value,
     ...(r.placeholder_env ? { placeholderEnv: r.placeholder_env } : {}),
   }));
-  const anthropic = anthropicRoute(
+  const anthropic = anthropicPlan(
     def.anthropic,
     facts.hostEnvNames,
     `BOTTLE_ROUTE_${routes.length}`,
@@ -120,6 +120,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       ...(isClaude ? CLAUDE_DOMAINS : []),
       ...def.allowed_domains,
       ...routes.map((r) => parseRouteHost(r.host).name),
+      ...(anthropic.baseUrl ? [new URL(anthropic.baseUrl).hostname.toLowerCase()] : []),
     ]),
   ].sort();
 
@@ -138,6 +139,8 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     no_proxy: noProxy,
     NODE_EXTRA_CA_CERTS: CA_GUEST_PATH,
     HOME: AGENT_HOME,
+    // Claude Code and the Anthropic SDKs read it; set whenever the setting is not none.
+    ...(anthropic.baseUrl ? { ANTHROPIC_BASE_URL: anthropic.baseUrl } : {}),
   };
   for (const r of routes) {
     if (r.placeholderEnv) env[r.placeholderEnv] = placeholderFor(r.placeholderEnv);
@@ -300,6 +303,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       home: AGENT_HOME,
       workdir: "/workspace",
       program,
+      session: "terminal",
       env: sortKeys(env),
       forwards,
       ...(agentContainer ? { container: agentContainer } : {}),
@@ -356,16 +360,6 @@ function agentImage(agent: LoadedAgent, def: AgentDefinition): Plan["images"]["a
     context: resolve(agent.baseDir, def.image.context ?? join(dockerfile, "..")),
     buildArgs: def.image.build_args,
   };
-}
-
-/**
- * Placeholders look like the real thing's format (some tools check the
- * prefix) but are inert: egress replaces them outside the bottle.
- */
-export function placeholderFor(envName: string): string {
-  if (envName === "ANTHROPIC_API_KEY") return "sk-ant-api03-bottle-placeholder";
-  if (envName === "CLAUDE_CODE_OAUTH_TOKEN") return "sk-ant-oat01-bottle-placeholder";
-  return "bottle-placeholder";
 }
 
 function sortKeys(o: Record<string, string>): Record<string, string> {

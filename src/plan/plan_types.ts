@@ -181,6 +181,12 @@ export interface Plan {
     /** The agent program's argv (what `start` and `attach` run). */
     program: string[];
     /**
+     * `terminal`: the program runs on this terminal, stdin attached
+     * (`start`). `headless`: the prompt is in `program`, no stdin, output
+     * to this terminal (`run`).
+     */
+    session: "terminal" | "headless";
+    /**
      * Environment of every agent process (the container's or the VM's);
      * credentials only as placeholders.
      */

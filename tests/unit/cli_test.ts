@@ -267,3 +267,37 @@ Deno.test("cli: a missing skill, prompt file or SKILL.md fails plan as it fails 
     assert.match(r.stderr, want);
   }
 });
+
+Deno.test("cli: run takes the agent before -- and the prompt after it", async (t) => {
+  const home = await Deno.makeTempDir({ prefix: "bottle-home-" });
+  await Deno.writeTextFile(
+    join(home, "bottle.yaml"),
+    "version: 1\nagents:\n  tool:\n    command: [bash]\n    anthropic: none\n",
+  );
+  // A docker that is not there: what parses gets as far as the engine.
+  const env = { DOCKER_HOST: "unix:///nonexistent/docker.sock" };
+  const run = (args: string[]) => cli(["run", ...args], { cwd: home, home, env });
+  await t.step("the agent named before -- is the one planned", async () => {
+    const r = await run(["tool", "--output-format", "json", "--", "hi", "there"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /bottle run runs claude -p, but agent "tool" runs "bash"/);
+  });
+  await t.step("with nothing before --, the default agent; an option-like prompt", async () => {
+    const r = await run(["--", "--name", "x"]);
+    assert.match(r.stderr, /bottle: starting claude-[a-z0-9]+ \(docker\)/);
+  });
+  for (
+    const [args, message] of [
+      [["tool", "hi"], /put the prompt after "--"/],
+      [["a", "b", "--", "c"], /one agent name before "--", got "a" "b"/],
+      [["tool", "--"], /missing prompt after --/],
+      [["--output-format", "yaml", "--", "hi"], /Allowed choices are text, json, stream-json/],
+    ] as const
+  ) {
+    await t.step(`refused: ${args.join(" ")}`, async () => {
+      const r = await run([...args]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+    });
+  }
+});

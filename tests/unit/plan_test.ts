@@ -5,6 +5,8 @@ import { loadAgentFile } from "../../src/config/load.ts";
 import { builtinAgents } from "../../src/config/builtin.ts";
 import type { LoadedAgent } from "../../src/config/discover.ts";
 import { type HostFacts, makePlan } from "../../src/plan/make_plan.ts";
+import { placeholderFor } from "../../src/plan/anthropic.ts";
+import { headlessPlan } from "../../src/plan/headless.ts";
 
 const TESTDATA = fileURLToPath(new URL("../testdata/", import.meta.url));
 const UPDATE = Deno.env.get("UPDATE") === "1";
@@ -89,8 +91,66 @@ Deno.test("plan: the Anthropic key is a route with a placeholder, never a value"
   const route = p.bundle.routes.find((r) => r.host === "api.anthropic.com");
   assert.deepEqual(route?.source, { env: "ANTHROPIC_API_KEY" });
   assert.equal(route?.header, "x-api-key");
-  assert.equal(p.agent.env.ANTHROPIC_API_KEY, "sk-ant-api03-bottle-placeholder");
+  assert.equal(p.agent.env.ANTHROPIC_API_KEY, placeholderFor("ANTHROPIC_API_KEY"));
+  assert.equal(p.agent.env.ANTHROPIC_BASE_URL, "https://api.anthropic.com");
   assert.ok(p.bundle.allowlist.includes("api.anthropic.com"));
+});
+
+Deno.test("plan: placeholders are shaped like Anthropic keys and tokens", () => {
+  const key = placeholderFor("ANTHROPIC_API_KEY");
+  const token = placeholderFor("CLAUDE_CODE_OAUTH_TOKEN");
+  assert.match(key, /^sk-ant-api03-[A-Za-z0-9_-]{93}AA$/);
+  assert.match(token, /^sk-ant-oat01-[A-Za-z0-9_-]{93}AA$/);
+  assert.equal(key.length, 108);
+  assert.equal(placeholderFor("TEST_KEY"), "bottle-placeholder");
+});
+
+function withAnthropic(anthropic: unknown): LoadedAgent {
+  const def = builtinAgents().claude!;
+  return { ...builtin(), definition: { ...def, anthropic: anthropic as typeof def.anthropic } };
+}
+
+Deno.test("plan: base_url alone keeps the auto lookup, routed to the gateway's host and port", () => {
+  const p = makePlan(
+    withAnthropic({ base_url: "https://llm.example.com:8443/anthropic/" }),
+    facts({ hostEnvNames: new Set(["CLAUDE_CODE_OAUTH_TOKEN"]) }),
+  );
+  assert.deepEqual(p.bundle.routes.map((r) => [r.host, r.header, r.template, r.source]), [
+    ["llm.example.com:8443", "Authorization", "Bearer {value}", { env: "CLAUDE_CODE_OAUTH_TOKEN" }],
+  ]);
+  assert.equal(p.agent.env.ANTHROPIC_BASE_URL, "https://llm.example.com:8443/anthropic");
+  assert.equal(p.agent.env.CLAUDE_CODE_OAUTH_TOKEN, placeholderFor("CLAUDE_CODE_OAUTH_TOKEN"));
+  assert.ok(p.bundle.allowlist.includes("llm.example.com"));
+});
+
+Deno.test("plan: base_url with an explicit key; port 443 is the plain host", () => {
+  const p = makePlan(
+    withAnthropic({ base_url: "https://LLM.example.com:443", api_key: { file: "/k" } }),
+    facts({ hostEnvNames: new Set() }),
+  );
+  assert.deepEqual(p.bundle.routes.map((r) => [r.host, r.header, r.source]), [
+    ["llm.example.com", "x-api-key", { file: "/k" }],
+  ]);
+  assert.equal(p.agent.env.ANTHROPIC_BASE_URL, "https://llm.example.com");
+  assert.deepEqual(p.warnings, []);
+});
+
+Deno.test("plan: base_url with no credential on the host is still allowlisted", () => {
+  const p = makePlan(
+    withAnthropic({ base_url: "https://llm.example.com" }),
+    facts({ hostEnvNames: new Set() }),
+  );
+  assert.equal(p.bundle.routes.length, 0);
+  assert.ok(p.bundle.allowlist.includes("llm.example.com"));
+  assert.equal(p.agent.env.ANTHROPIC_BASE_URL, "https://llm.example.com");
+  assert.match(p.warnings[0]!, /No Anthropic credential/);
+});
+
+Deno.test("plan: anthropic none gives no base URL and no route", () => {
+  const p = makePlan(withAnthropic("none"), facts());
+  assert.equal(p.bundle.routes.length, 0);
+  assert.equal(p.agent.env.ANTHROPIC_BASE_URL, undefined);
+  assert.equal(p.agent.env.ANTHROPIC_API_KEY, undefined);
 });
 
 Deno.test("plan: an OAuth token is used when no API key is set", () => {
@@ -98,7 +158,7 @@ Deno.test("plan: an OAuth token is used when no API key is set", () => {
   const route = p.bundle.routes[0]!;
   assert.equal(route.header, "Authorization");
   assert.equal(route.template, "Bearer {value}");
-  assert.equal(p.agent.env.CLAUDE_CODE_OAUTH_TOKEN, "sk-ant-oat01-bottle-placeholder");
+  assert.equal(p.agent.env.CLAUDE_CODE_OAUTH_TOKEN, placeholderFor("CLAUDE_CODE_OAUTH_TOKEN"));
   assert.equal(p.agent.env.ANTHROPIC_API_KEY, undefined);
 });
 
@@ -171,5 +231,30 @@ Deno.test("plan: mounts are refused on smolmachines rather than silently dropped
   assert.throws(
     () => makePlan(r, facts({ backend: "smolmachines" })),
     /mounts are not supported on the smolmachines backend/,
+  );
+});
+
+Deno.test("plan: run's headless session is claude --print on the prompt, no stdin", () => {
+  const p = headlessPlan(makePlan(builtin(), facts()), {
+    prompt: "-fix the bug",
+    outputFormat: "stream-json",
+    allowedTools: ["Bash", "Edit"],
+  });
+  assert.equal(p.agent.session, "headless");
+  assert.deepEqual(p.agent.program, [
+    "claude",
+    "--print",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--allowedTools",
+    "Bash,Edit",
+    "--",
+    "-fix the bug",
+  ]);
+  assert.equal(makePlan(builtin(), facts()).agent.session, "terminal");
+  assert.throws(
+    () => headlessPlan(makePlan(builtin(), facts()), { prompt: "x", outputFormat: "yaml" }),
+    /--output-format must be one of/,
   );
 });

@@ -54,14 +54,14 @@ export class ContainerRuntime implements AgentRuntime {
   async execInteractive(place: string, argv: string[], opts: InteractiveOptions): Promise<number> {
     const r = await this.docker.run(
       this.docker.execArgv(place, argv, {
-        interactive: true,
+        interactive: opts.stdin ?? true,
         tty: opts.tty,
         user: opts.user,
         ...(opts.workdir ? { workdir: opts.workdir } : {}),
         ...(opts.env ? { env: opts.env } : {}),
       }),
       {
-        stdin: "inherit",
+        stdin: opts.stdin ?? true ? "inherit" : "null",
         stdout: "inherit",
         stderr: "inherit",
         check: false,

@@ -130,10 +130,12 @@ async function launchSteps(
     return 0;
   }
   // SIGTERM (or SIGINT where there is no TTY) ends the session, then teardown runs.
+  const onTerminal = plan.agent.session === "terminal";
   return await runtime.execInteractive(place, plan.agent.program, {
     user: plan.agent.user,
     workdir: plan.agent.workdir,
-    tty: req.tty,
+    tty: onTerminal && req.tty,
+    stdin: onTerminal,
     signal,
   });
 }

@@ -141,6 +141,8 @@ export interface MachineExecInteractiveOptions extends CallOptions {
   workdir?: string;
   /** Allocate a TTY (`-t`); default: whether our stdin is a terminal. */
   tty?: boolean;
+  /** Attach our stdin (`-i`, default true); headless sessions have none. */
+  stdin?: boolean;
 }
 
 export interface PackCreateOptions extends CallOptions {
@@ -319,13 +321,13 @@ export class SmolvmCli {
     const argv = execArgv(o.name, o.argv, {
       ...(o.env ? { env: o.env } : {}),
       ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
-      interactive: true,
+      interactive: o.stdin ?? true,
       tty: o.tty ?? Deno.stdin.isTerminal(),
       stream: false,
     });
     const res = await this.#run(argv, {
       ...callOpts(o),
-      stdin: "inherit",
+      stdin: o.stdin ?? true ? "inherit" : "null",
       stdout: "inherit",
       stderr: "inherit",
       check: false,

@@ -109,6 +109,7 @@ export class VmRuntime implements AgentRuntime {
       name: place,
       argv: asUser(opts.user, argv),
       tty: opts.tty,
+      stdin: opts.stdin ?? true,
       ...(opts.workdir ? { workdir: opts.workdir } : {}),
       ...(opts.env ? { env: opts.env } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),

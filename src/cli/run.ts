@@ -1,0 +1,82 @@
+/**
+ * `bottle run [agent] -- PROMPT...`: one headless task. Starts a bottle,
+ * runs `claude -p PROMPT` with its output on this terminal, tears the
+ * bottle down, and exits with Claude Code's exit code.
+ */
+import { type Command, Option } from "commander";
+import type { CliContext } from "./context.ts";
+import { backendOption } from "./backend_option.ts";
+import { collect, type LaunchOptions, startBottle } from "./start.ts";
+import { SilentExit, UserError } from "../errors.ts";
+import { headlessPlan, OUTPUT_FORMATS } from "../plan/headless.ts";
+
+export function registerRun(program: Command, ctx: CliContext): void {
+  program.command("run")
+    .description("Run claude -p PROMPT in a new bottle, then remove the bottle")
+    .argument("[agent]", "agent name (default: claude)")
+    .argument("[prompt...]", "the prompt (put it after --)")
+    .addOption(backendOption())
+    .option("--name <suffix>", "bottle name suffix (default: random)")
+    .addOption(
+      new Option("--output-format <format>", "claude's output format").choices(OUTPUT_FORMATS),
+    )
+    .option("--allowed-tools <tool>", "a tool claude may use unasked (repeatable)", collect, [])
+    .option("--permission-mode <mode>", "claude's permission mode")
+    .option("--build-ca <file>", "extra CA certificate for image builds (repeatable)", collect, [])
+    .action(async (
+      first: string | undefined,
+      rest: string[],
+      opts: LaunchOptions & {
+        outputFormat?: string;
+        allowedTools: string[];
+        permissionMode?: string;
+      },
+    ) => {
+      const { agentName, prompt } = agentAndPrompt(
+        [...(first === undefined ? [] : [first]), ...rest],
+        afterDashes(ctx.argv ?? []),
+      );
+      const code = await startBottle(ctx, program, agentName, opts, {
+        detach: false,
+        session: (plan) =>
+          headlessPlan(plan, {
+            prompt,
+            ...(opts.outputFormat ? { outputFormat: opts.outputFormat } : {}),
+            allowedTools: opts.allowedTools,
+            ...(opts.permissionMode ? { permissionMode: opts.permissionMode } : {}),
+          }),
+      });
+      if (code !== 0) throw new SilentExit(code);
+    });
+}
+
+/**
+ * `run -- fix it` (the default agent) or `run reviewer -- fix it`: the
+ * prompt is what follows `--`, its words joined by spaces. Commander drops
+ * the `--` from the operands, so the raw words after it tell where the
+ * prompt starts.
+ */
+export function agentAndPrompt(
+  operands: string[],
+  afterDash: string[] | undefined,
+): { agentName: string; prompt: string } {
+  if (afterDash === undefined) {
+    throw new UserError('bottle run: put the prompt after "--": bottle run [agent] -- PROMPT');
+  }
+  const before = operands.slice(0, operands.length - afterDash.length);
+  if (before.length > 1) {
+    throw new UserError(
+      `bottle run: one agent name before "--", got ${
+        before.map((w) => JSON.stringify(w)).join(" ")
+      }`,
+    );
+  }
+  const prompt = afterDash.join(" ");
+  if (prompt.trim() === "") throw new UserError("bottle run: missing prompt after --");
+  return { agentName: before[0] ?? "claude", prompt };
+}
+
+function afterDashes(raw: readonly string[]): string[] | undefined {
+  const i = raw.indexOf("--");
+  return i < 0 ? undefined : raw.slice(i + 1);
+}
