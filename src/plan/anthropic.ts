@@ -11,6 +11,7 @@ import {
   type secretSource,
 } from "../config/schema.ts";
 import type { RoutePlan } from "./plan_types.ts";
+import { parseRouteHost } from "../bundle/egress/routes.ts";
 import type { z } from "zod";
 
 type Source = z.infer<typeof secretSource>;
@@ -18,6 +19,8 @@ type Source = z.infer<typeof secretSource>;
 export interface AnthropicPlan {
   /** The API's URL, given to Claude Code as ANTHROPIC_BASE_URL; absent for `none`. */
   baseUrl?: string;
+  /** The API's host name, allowlisted with or without a credential. */
+  apiHost?: string;
   route?: RoutePlan;
   warning?: string;
 }
@@ -29,6 +32,11 @@ export function anthropicPlan(
 ): AnthropicPlan {
   if (setting === "none") return {};
   const { routeHost, url } = anthropicEndpoint(anthropicBaseUrlOf(setting));
+  const plan = (p: Omit<AnthropicPlan, "baseUrl" | "apiHost">): AnthropicPlan => ({
+    baseUrl: url,
+    apiHost: parseRouteHost(routeHost).name,
+    ...p,
+  });
   const explicit = typeof setting === "object" ? setting : {};
   if (explicit.api_key) {
     return { baseUrl: url, route: apiKey(routeHost, explicit.api_key, valueEnv) };
@@ -38,19 +46,15 @@ export function anthropicPlan(
   }
   // "auto", or an object naming only the base URL: look the credential up on the host.
   if (hostEnvNames.has("ANTHROPIC_API_KEY")) {
-    return { baseUrl: url, route: apiKey(routeHost, { env: "ANTHROPIC_API_KEY" }, valueEnv) };
+    return plan({ route: apiKey(routeHost, { env: "ANTHROPIC_API_KEY" }, valueEnv) });
   }
   if (hostEnvNames.has("CLAUDE_CODE_OAUTH_TOKEN")) {
-    return {
-      baseUrl: url,
-      route: oauth(routeHost, { env: "CLAUDE_CODE_OAUTH_TOKEN" }, valueEnv),
-    };
+    return plan({ route: oauth(routeHost, { env: "CLAUDE_CODE_OAUTH_TOKEN" }, valueEnv) });
   }
-  return {
-    baseUrl: url,
+  return plan({
     warning:
       "No Anthropic credential on the host (set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN): claude will have to log in inside the bottle",
-  };
+  });
 }
 
 function apiKey(host: string, source: Source, valueEnv: string): RoutePlan {

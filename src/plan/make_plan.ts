@@ -120,7 +120,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       ...(isClaude ? CLAUDE_DOMAINS : []),
       ...def.allowed_domains,
       ...routes.map((r) => parseRouteHost(r.host).name),
-      ...(anthropic.baseUrl ? [new URL(anthropic.baseUrl).hostname.toLowerCase()] : []),
+      ...(anthropic.apiHost ? [anthropic.apiHost] : []),
     ]),
   ].sort();
 

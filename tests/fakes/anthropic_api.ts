@@ -19,8 +19,7 @@
  * endpoints are answered 404 in the API's error shape at once, so Claude
  * Code does not stall on them, and listed in `unknown`.
  */
-import { loadCa, mintCa } from "../../src/tls/ca.ts";
-import { mintLeaf } from "../../src/tls/leaf.ts";
+import { serveTls } from "./tls_server.ts";
 
 export interface ToolUse {
   name: string;
@@ -97,11 +96,6 @@ export async function startAnthropicApi(opts: {
   /** Listen address: a docker bridge's gateway for bottles; loopback by default. */
   hostname?: string;
 }): Promise<AnthropicApi> {
-  const minted = await mintCa({ commonName: "bottle test Anthropic API CA" });
-  const leaf = await mintLeaf(await loadCa(minted.certPem, minted.keyPem), opts.names);
-  const caFile = await Deno.makeTempFile({ prefix: "fake-anthropic-ca-", suffix: ".pem" });
-  await Deno.writeTextFile(caFile, minted.certPem);
-
   const requests: ApiRequest[] = [];
   const calls: MessagesCall[] = [];
   const unknown: ApiRequest[] = [];
@@ -160,28 +154,23 @@ export async function startAnthropicApi(opts: {
     }
     unknown.push(req);
     console.error(
-      `fake Anthropic API: no such endpoint, answered 404: ${r.method} ${url.pathname}`,
+      `fake Anthropic API: no such endpoint, answered 404: ${r.method} ${
+        JSON.stringify(url.pathname)
+      }`,
     );
     return apiError(404, "not_found_error", `bottle fake API: no ${r.method} ${url.pathname}`);
   };
 
-  const ac = new AbortController();
-  const listening = Promise.withResolvers<number>();
-  const server = Deno.serve({
-    hostname: opts.hostname ?? "127.0.0.1",
-    port: 0,
-    cert: leaf.certPem,
-    key: leaf.keyPem,
-    signal: ac.signal,
-    onListen: ({ port }) => listening.resolve(port),
-  }, handler);
-  const port = await listening.promise;
-
-  const close = async () => {
-    ac.abort();
-    await server.finished.catch(() => {});
-    await Deno.remove(caFile).catch(() => {});
-  };
+  const server = await serveTls(
+    {
+      names: opts.names,
+      caName: "bottle test Anthropic API CA",
+      ...opts.hostname ? { hostname: opts.hostname } : {},
+    },
+    handler,
+  );
+  const { port, caFile } = server;
+  const close = () => server.close();
   return {
     port,
     caFile,

@@ -13,8 +13,7 @@
  *   GET /ws             WebSocket echo
  *   GET /status/CODE    an empty response with that status
  */
-import { loadCa, mintCa } from "../../src/tls/ca.ts";
-import { mintLeaf } from "../../src/tls/leaf.ts";
+import { serveTls } from "./tls_server.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -42,12 +41,6 @@ export async function startTestUpstream(
   /** Where to listen: loopback unless a test needs a docker bridge (its gateway address). */
   opts: { hostname?: string } = {},
 ): Promise<TestUpstream> {
-  const minted = await mintCa({ commonName: "bottle test upstream CA" });
-  const ca = await loadCa(minted.certPem, minted.keyPem);
-  const leaf = await mintLeaf(ca, hostnames);
-  const caFile = await Deno.makeTempFile({ prefix: "test-upstream-ca-", suffix: ".pem" });
-  await Deno.writeTextFile(caFile, minted.certPem);
-
   const requests: RecordedRequest[] = [];
   const started = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
@@ -99,27 +92,22 @@ export async function startTestUpstream(
     return new Response("not found\n", { status: 404 });
   };
 
-  const ac = new AbortController();
-  const listening = Promise.withResolvers<number>();
-  const server = Deno.serve({
-    hostname: opts.hostname ?? "127.0.0.1",
-    port: 0,
-    cert: leaf.certPem,
-    key: leaf.keyPem,
-    signal: ac.signal,
-    onListen: ({ port }) => listening.resolve(port),
-  }, handler);
-  const port = await listening.promise;
-
+  const server = await serveTls(
+    {
+      names: hostnames,
+      caName: "bottle test upstream CA",
+      ...opts.hostname ? { hostname: opts.hostname } : {},
+    },
+    handler,
+  );
+  const { port, caCertPem, caFile } = server;
   const close = async () => {
     release.resolve();
-    ac.abort();
-    await server.finished.catch(() => {});
-    await Deno.remove(caFile).catch(() => {});
+    await server.close();
   };
   return {
     port,
-    caCertPem: minted.certPem,
+    caCertPem,
     caFile,
     requests,
     sseStarted: () => started.promise,

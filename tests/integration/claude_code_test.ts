@@ -176,7 +176,10 @@ Deno.test("claude code: the real agent works through a docker bottle (API key)",
           toolUses: [{
             name: "Bash",
             input: {
-              command: "curl -sS -m 20 -o /dev/null https://not-allowed.test/ || echo curl-failed",
+              // Positive control first, from the same shell: the allowlisted API host answers.
+              command: `curl -sS -m 20 -o /dev/null -w 'allowed=%{http_code}\\n' ${
+                api.url(API_HOST)
+              }/control && curl -sS -m 20 -o /dev/null https://not-allowed.test/ || echo curl-failed`,
               description: "Fetch a page",
             },
           }],
@@ -184,6 +187,7 @@ Deno.test("claude code: the real agent works through a docker bottle (API key)",
         {
           expect: (call) => {
             const text = call.toolResults[0]?.text ?? "";
+            assert.match(text, /allowed=404/);
             assert.match(text, /CONNECT tunnel failed, response 403/);
             assert.match(text, /curl-failed/);
           },
