@@ -36,7 +36,13 @@ export async function writeBundleScript(destDir: string, cacheDir: string): Prom
       await Deno.mkdir(join(cacheDir, "bundle-script"), { recursive: true, mode: 0o700 });
       const partial = `${source}.${Deno.pid}.partial`;
       await bundle(partial);
-      await Deno.rename(partial, source);
+      try {
+        await Deno.rename(partial, source);
+      } catch (err) {
+        // Another launch made the same bundle first: theirs is as good.
+        await Deno.remove(partial, { recursive: true }).catch(() => {});
+        if (!(await pathExists(source))) throw err;
+      }
     }
   }
   await Deno.mkdir(destDir, { recursive: true });
