@@ -12,6 +12,8 @@ export type Stdio = "capture" | "inherit" | "null";
 export interface RunOptions {
   /** Extra environment for the child, merged over the parent's. Put secrets here. */
   env?: Record<string, string>;
+  /** Start from an empty environment: the child sees only `env`. */
+  clearEnv?: boolean;
   cwd?: string;
   /** Bytes or text for the child's stdin, or "inherit" for the terminal. Default: none. */
   stdin?: Uint8Array | string | "inherit" | ReadableStream<Uint8Array>;
@@ -114,6 +116,7 @@ export function spawn(argv: string[], options: RunOptions = {}): Spawned {
     args,
     ...(options.cwd ? { cwd: options.cwd } : {}),
     ...(options.env ? { env: options.env } : {}),
+    ...(options.clearEnv ? { clearEnv: true } : {}),
     stdin: stdinOpt === undefined ? "null" : stdinOpt === "inherit" ? "inherit" : "piped",
     stdout: toDeno(options.stdout ?? "capture"),
     stderr: toDeno(options.stderr ?? "capture"),

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AuditLog } from "../../src/bundle/egress/audit.ts";
+import { AuditLog } from "../../src/bundle/audit_log.ts";
 import { clearSecrets, registerSecret } from "../../src/proc/secrets.ts";
 
 Deno.test("the audit log appends one JSON line per entry, readable by its owner only", async () => {

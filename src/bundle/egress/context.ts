@@ -5,7 +5,7 @@
 import { redact } from "../../proc/secrets.ts";
 import type { LeafCert } from "../../tls/leaf.ts";
 import { normalizeHost } from "../../tls/pem.ts";
-import type { AuditLog } from "./audit.ts";
+import type { AuditLog } from "../audit_log.ts";
 import type { BufferedWire } from "./buffered.ts";
 import type { ResolvedRoute } from "./config.ts";
 import { binaryToBytes, type Headers1, MAX_HEAD_BYTES } from "./http1.ts";

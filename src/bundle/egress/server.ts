@@ -8,7 +8,7 @@
 import net from "node:net";
 import { splitCertificates } from "../../tls/pem.ts";
 import { redact } from "../../proc/secrets.ts";
-import { AuditLog } from "./audit.ts";
+import { AuditLog } from "../audit_log.ts";
 import { BufferedWire, LimitExceededError } from "./buffered.ts";
 import { type EgressConfig, type ResolvedRoute, resolveRoutes } from "./config.ts";
 import { handleConnect } from "./connect.ts";

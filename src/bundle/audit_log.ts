@@ -1,10 +1,10 @@
 /**
- * The audit trail: one JSON line per request the agent made, appended to a
- * file only the bundle user can read. Written synchronously so that lines
+ * The audit trail: one JSON line per request the agent made (egress) and
+ * per push (the git gate), appended to a file only the bundle user can read. Written synchronously so that lines
  * keep their order and none is lost when the daemon exits on SIGTERM, and
  * passed through `redact` so a registered secret can never land in it.
  */
-import { redact } from "../../proc/secrets.ts";
+import { redact } from "../proc/secrets.ts";
 
 export type Decision = "routed" | "tunneled" | "denied" | "error";
 
@@ -54,6 +54,19 @@ export class AuditLog {
       bytes_down: entry.bytes_down,
       decision: entry.decision,
       reason: entry.reason,
+    });
+    const bytes = this.#encoder.encode(redact(line) + "\n");
+    let off = 0;
+    while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+  }
+
+  /** A line of another daemon's own shape (it names itself in `daemon`). */
+  writeEvent(daemon: string, fields: Record<string, unknown>): void {
+    const line = JSON.stringify({
+      time: new Date().toISOString(),
+      bottle: this.#bottle,
+      daemon,
+      ...fields,
     });
     const bytes = this.#encoder.encode(redact(line) + "\n");
     let off = 0;
