@@ -14,6 +14,8 @@ import type { BundleManifest } from "./init/bundle_manifest.ts";
 import { AUDIT_LOG_IN_BUNDLE, BUNDLE_CONFIG_DIR } from "./init/bundle_manifest.ts";
 import type { EgressConfig } from "./egress/config.ts";
 import { pipelockConfig } from "./pipelock/pipelock_config.ts";
+import type { GateConfig } from "./git_gate/gate_config.ts";
+import { GATE_CONFIG_FILE, SOCKETS_DIR } from "./init/bundle_manifest.ts";
 
 /** RFC 2606 reserves `.invalid`: allowlisting only this allows nothing. */
 export const DENY_ALL_HOST = "nothing-allowed.invalid";
@@ -25,7 +27,16 @@ export interface BundleFiles {
   agentTrustPem: string;
 }
 
-export async function makeBundleFiles(plan: Plan): Promise<BundleFiles> {
+/** Where each gate upstream starts, found at launch (the starting commit is made then). */
+export type GateStarts = Record<string, GateConfig["upstreams"][number]["start"]>;
+
+/** Where the gate keeps its mirrors and hooks in the bundle. */
+export const GATE_MIRRORS_DIR = "/var/lib/bottle/git";
+
+export async function makeBundleFiles(
+  plan: Plan,
+  gateStarts: GateStarts = {},
+): Promise<BundleFiles> {
   // Loaded here, not at the top: the X.509 library is the heaviest module a
   // launch loads, and only this step needs it.
   const { mintCa } = await import("../tls/ca.ts");
@@ -83,6 +94,30 @@ export async function makeBundleFiles(plan: Plan): Promise<BundleFiles> {
       injectedHeaders: [...new Set(plan.bundle.routes.map((r) => r.header))],
     }),
   );
+
+  const gate = plan.bundle.gitGate;
+  if (gate) {
+    const config: GateConfig = {
+      bottle: plan.bottle.name,
+      listen: {
+        host: "127.0.0.1",
+        port: plan.bundle.ports.gitGate!,
+        socket: `${SOCKETS_DIR}/git-gate.sock`,
+      },
+      auditLog: AUDIT_LOG_IN_BUNDLE,
+      mirrorsDir: GATE_MIRRORS_DIR,
+      upstreams: gate.upstreams.map((u) => ({
+        name: u.name,
+        kind: u.kind,
+        bundlePath: u.bundlePath,
+        landingPrefix: u.landingPrefix,
+        start: gateStarts[u.name] ?? { carried: false },
+        policy: u.policy,
+      })),
+      secretEnv: plan.bundle.routes.map((r) => r.valueEnv),
+    };
+    files.set(GATE_CONFIG_FILE, JSON.stringify(config, null, 2) + "\n");
+  }
 
   // Exactly the files the plan says are copied in, no more, no fewer.
   const planned = (plan.bundle.container.startInput?.files ?? []).map((f) => f.name).sort();

@@ -2,7 +2,7 @@
  * The bundle's one program: bottle bundles this file (with everything it
  * imports) into bottle-bundle/ for the bundle image, so every daemon of
  * ours is this script with a subcommand: `init` (PID 1, starts the others)
- * and `egress`; `warm` is run once at image build to fill Deno's caches.
+ * `egress`, `git-gate` and `gate-hook` (the gate's hooks, run by git); `warm` is run once at image build to fill Deno's caches.
  */
 import { fileURLToPath } from "node:url";
 import type { SelfCommand } from "./init/daemons.ts";
@@ -23,13 +23,24 @@ async function main(args: string[]): Promise<number> {
       });
     case "egress":
       return await (await import("./egress/main.ts")).main(rest);
+    case "git-gate":
+      return await (await import("./git_gate/main.ts")).main(rest, self());
+    case "gate-hook":
+      return await (await import("./git_gate/hooks.ts")).runHook(rest[0] ?? "");
     case "warm":
       // Image build: load every module once so Deno's code cache holds them.
-      await Promise.all([import("./init/init.ts"), import("./egress/main.ts")]);
+      await Promise.all([
+        import("./init/init.ts"),
+        import("./egress/main.ts"),
+        import("./git_gate/main.ts"),
+        import("./git_gate/hooks.ts"),
+      ]);
       return 0;
     default:
       console.error(
-        `bottle-bundle: unknown subcommand ${JSON.stringify(cmd ?? "")}: expected init or egress`,
+        `bottle-bundle: unknown subcommand ${
+          JSON.stringify(cmd ?? "")
+        }: expected init, egress, git-gate or gate-hook`,
       );
       return 2;
   }

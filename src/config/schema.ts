@@ -84,6 +84,23 @@ export const gitUpstream = z.strictObject({
   }).optional().describe("Where to clone inside the bottle (default /workspace/<repo>)"),
 });
 
+/** A size like "64m": for limits in bytes. */
+const size = z.string().refine((s) => /^\d+(\.\d+)?[kmg]?$/i.test(s), {
+  error: (iss) => `expected a size like "64m" or "1g", got ${JSON.stringify(iss.input)}`,
+});
+
+/**
+ * What the git gate allows in a push, for every upstream it serves (the
+ * host repository and each declared one). Branch patterns are per upstream.
+ */
+export const pushPolicy = z.strictObject({
+  max_size: size.default("64m").describe("Largest push accepted (the objects it adds)"),
+  allow_tags: z.boolean().default(false).describe("Accept new tags (never moved or deleted ones)"),
+  hooks: z.array(z.string().min(1)).default([]).describe(
+    'Shell commands run in the bundle for each push ("old new ref" lines on stdin); a non-zero exit rejects it',
+  ),
+});
+
 const memory = z.string().refine((s) => /^\d+(\.\d+)?[kmg]?$/i.test(s), {
   error: (iss) => `expected a size like "4g" or "512m", got ${JSON.stringify(iss.input)}`,
 });
@@ -187,6 +204,12 @@ export const agent = z.strictObject({
   routes: z.array(route).default([]).describe("Credentials injected outside the bottle"),
   anthropic: anthropic.default("auto"),
   git: z.array(gitUpstream).default([]),
+  workspace: z.enum(["git", "mount", "none"]).optional().describe(
+    "What /workspace holds: the current repository cloned through the git gate (git, the default inside a repository), the current directory mounted read-write (mount), or nothing (none, the default elsewhere)",
+  ),
+  push: pushPolicy.default({ max_size: "64m", allow_tags: false, hooks: [] }).describe(
+    "What the git gate accepts in a push",
+  ),
   supervise: z.boolean().default(false).describe("Register the human-approval MCP server"),
   env: z.record(
     envName,
@@ -268,3 +291,5 @@ export type AgentInput = z.input<typeof agent>;
 export type SecretSource = z.output<typeof secretSource>;
 export type Route = z.output<typeof route>;
 export type GitUpstream = z.output<typeof gitUpstream>;
+export type PushPolicy = z.output<typeof pushPolicy>;
+export type WorkspaceMode = NonNullable<AgentDefinition["workspace"]>;

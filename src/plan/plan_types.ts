@@ -138,13 +138,62 @@ export interface ForwardPlan {
   socket: string;
 }
 
+/** What `/workspace` holds (README, "The workspace"). */
+export interface WorkspacePlan {
+  mode: "git" | "mount" | "none";
+  guestPath: string;
+  /** git: the repository's top level; mount: the directory mounted. */
+  hostPath?: string;
+  /** git: the branch the bottle starts on (absent on a detached HEAD). */
+  branch?: string;
+}
+
+/** What the gate accepts in a push to one upstream. */
+export interface GatePolicyPlan {
+  /** Branch patterns (`*` matches any run of characters, `/` included). */
+  branches: string[];
+  maxPushBytes: number;
+  allowTags: boolean;
+  /** The agent file's hook commands, run with `sh -c` in the bundle. */
+  hooks: string[];
+}
+
+/** One upstream the git gate serves. */
+export interface GateUpstreamPlan {
+  /** Its name in the gate's URLs (`<name>.git`). */
+  name: string;
+  /** `host`: the user's repository, on this host. */
+  kind: "host";
+  /** The host repository's git dir, bind-mounted into the bundle at `bundlePath`. */
+  hostGitDir: string;
+  bundlePath: string;
+  /** An accepted push of refs/heads/B lands in the host repository as `${landingPrefix}B`. */
+  landingPrefix: string;
+  /** Uncommitted changes become one commit on the starting branch (made at launch). */
+  carryChanges: boolean;
+  /** The upstream's URL inside the agent. */
+  url: string;
+  policy: GatePolicyPlan;
+}
+
 export type ProvisionStep =
   /** Appends the bottle's CAs (egress's and pipelock's) to the system trust, as root. */
   | { step: "ca-trust"; user: "root"; guestPath: string; appendTo: string }
   /** Writes the appended system prompt, as the agent user. */
   | { step: "prompt"; user: string; guestPath: string; text?: string; file?: string }
   /** Copies skill directories under the skills dir, as the agent user. */
-  | { step: "skills"; user: string; guestDir: string; dirs: string[] };
+  | { step: "skills"; user: string; guestDir: string; dirs: string[] }
+  /**
+   * Clones an upstream from the gate, as the agent user, once the bundle
+   * is ready: every branch local, the starting one checked out.
+   */
+  | {
+    step: "clone";
+    user: string;
+    url: string;
+    path: string;
+    identity: { name?: string; email?: string };
+  };
 
 export interface Plan {
   schema: typeof PLAN_SCHEMA;
@@ -173,7 +222,10 @@ export interface Plan {
     routes: RoutePlan[];
     /** Host files of extra CAs the bundle trusts toward upstreams (BOTTLE_UPSTREAM_CA_CERTS). */
     upstreamCaFiles: string[];
+    /** The git gate's upstreams (with `git-gate` in `daemons`). */
+    gitGate?: { upstreams: GateUpstreamPlan[] };
   };
+  workspace: WorkspacePlan;
   agent: {
     user: string;
     home: string;

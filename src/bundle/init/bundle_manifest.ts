@@ -7,6 +7,8 @@
  */
 export const BUNDLE_CONFIG_DIR = "/etc/bottle";
 export const BUNDLE_MANIFEST = `${BUNDLE_CONFIG_DIR}/bundle.json`;
+/** The git gate's config in the config dir (made at launch: it holds the starting commit). */
+export const GATE_CONFIG_FILE = "git-gate.json";
 /** The audit log inside the bundle; read back through the engine (`bottle logs`). */
 export const BUNDLE_LOG_DIR = "/var/log/bottle";
 export const AUDIT_LOG = "audit.jsonl";

@@ -6,13 +6,13 @@
  */
 import { BUNDLE_CONFIG_DIR, type BundleManifest } from "./bundle_manifest.ts";
 import { egressPermissions } from "../egress/permissions.ts";
-import { AUDIT_LOG_IN_BUNDLE, SOCKETS_DIR } from "./bundle_manifest.ts";
+import { AUDIT_LOG_IN_BUNDLE, GATE_CONFIG_FILE, SOCKETS_DIR } from "./bundle_manifest.ts";
 
 export interface DaemonSpec {
   name: string;
   argv: string[];
   /**
-   * Gets the route secrets as JSON on its stdin (egress only), and so can be
+   * Gets the route secrets as JSON on its stdin (egress, git-gate), and so can be
    * started before the config is in place: it waits for its stdin.
    */
   secretsOnStdin?: boolean;
@@ -68,6 +68,26 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
             "--secrets-from-stdin",
           ],
           health: `http://127.0.0.1:${m.ports.egress}/healthz`,
+        };
+      case "git-gate":
+        return {
+          name,
+          secretsOnStdin: true,
+          // It runs git, which is not confined by Deno's permissions anyway.
+          argv: [
+            self.deno,
+            "run",
+            "--no-config",
+            "--cached-only",
+            "--allow-all",
+            "--no-prompt",
+            self.script,
+            "git-gate",
+            "--config",
+            `${BUNDLE_CONFIG_DIR}/${GATE_CONFIG_FILE}`,
+            "--secrets-from-stdin",
+          ],
+          health: `http://127.0.0.1:${m.ports.gitGate}/healthz`,
         };
       default:
         throw new Error(`Daemon "${name}" is not part of this bundle version`);

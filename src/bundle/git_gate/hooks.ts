@@ -1,0 +1,205 @@
+/**
+ * The gate's hooks, which git runs in the bundle once per push (the agent
+ * never sees or reaches them): `pre-receive` applies the policy to the
+ * whole push (any broken rule rejects all of it, naming the rule and the
+ * ref, commit or file) while the pushed objects are still in quarantine;
+ * `post-receive` lands what was accepted in the host repository under the
+ * bottle's own prefix. Both write the push and its verdict to the audit log.
+ * What they print reaches the agent's `git push` as `remote:` lines.
+ */
+import { AuditLog } from "../audit_log.ts";
+import { type GateConfig, type GateUpstream, readGateConfig } from "./gate_config.ts";
+import { isZero, type RefUpdate, refViolation, sizeViolation, type Violation } from "./policy.ts";
+import { scanPatch } from "./secret_scan.ts";
+import { git } from "./gate_git.ts";
+import { mirrorPath } from "./mirror.ts";
+import { run } from "../../proc/runner.ts";
+
+export const GATE_CONFIG_ENV = "BOTTLE_GATE_CONFIG";
+export const GATE_SECRETS_ENV = "BOTTLE_GATE_SECRETS";
+
+/** Env of the hook's git commands: the repository and, in pre-receive, the quarantine. */
+function repoEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (
+    const k of [
+      "GIT_DIR",
+      "GIT_OBJECT_DIRECTORY",
+      "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+      "GIT_QUARANTINE_PATH",
+    ]
+  ) {
+    const v = Deno.env.get(k);
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+export async function runHook(name: string): Promise<number> {
+  const cfg = await readGateConfig(Deno.env.get(GATE_CONFIG_ENV) ?? "");
+  const upstream = cfg.upstreams.find((u) => u.name === Deno.env.get("BOTTLE_GATE_UPSTREAM"));
+  if (!upstream) {
+    console.error("bottle git gate: this push names no upstream the gate serves");
+    return 1;
+  }
+  const updates = parseUpdates(await new Response(Deno.stdin.readable).text());
+  const audit = await AuditLog.open(cfg.auditLog, cfg.bottle);
+  try {
+    switch (name) {
+      case "pre-receive":
+        return await preReceive(cfg, upstream, updates, audit);
+      case "post-receive":
+        return await postReceive(cfg, upstream, updates, audit);
+      default:
+        console.error(`bottle git gate: unknown hook ${name}`);
+        return 1;
+    }
+  } finally {
+    audit.close();
+  }
+}
+
+export function parseUpdates(input: string): RefUpdate[] {
+  return input.split("\n").filter((l) => l.trim()).map((l) => {
+    const [old, nu, ref] = l.trim().split(/\s+/);
+    if (!old || !nu || !ref) throw new Error(`bad hook input line ${JSON.stringify(l)}`);
+    return { old, new: nu, ref };
+  });
+}
+
+async function preReceive(
+  cfg: GateConfig,
+  u: GateUpstream,
+  updates: RefUpdate[],
+  audit: AuditLog,
+): Promise<number> {
+  const gitDir = Deno.env.get("GIT_DIR") ?? mirrorPath(cfg.mirrorsDir, u);
+  const env = repoEnv();
+  const violations: Violation[] = [];
+  for (const up of updates) {
+    let ff: boolean | undefined;
+    if (!isZero(up.old) && !isZero(up.new) && up.ref.startsWith("refs/heads/")) {
+      const r = await git(gitDir, ["merge-base", "--is-ancestor", up.old, up.new], {
+        env,
+        check: false,
+      });
+      ff = r.code === 0;
+    }
+    const v = refViolation(up, u.policy, ff);
+    if (v) violations.push(v);
+  }
+  const quarantine = Deno.env.get("GIT_QUARANTINE_PATH");
+  const size = sizeViolation(quarantine ? await treeSize(quarantine) : 0, u.policy);
+  if (size) violations.push(size);
+
+  const tips = updates.filter((x) => !isZero(x.new)).map((x) => x.new);
+  if (violations.length === 0 && tips.length > 0) {
+    const log = await git(gitDir, [
+      "log",
+      "--format=commit %H",
+      "-p",
+      "-U0",
+      "--no-color",
+      "--no-ext-diff",
+      "--no-textconv",
+      "--no-renames",
+      "--diff-merges=first-parent",
+      ...tips,
+      "--not",
+      "--all",
+    ], { env });
+    const secrets = JSON.parse(Deno.env.get(GATE_SECRETS_ENV) ?? "[]") as string[];
+    for (const f of scanPatch(log.stdout, secrets)) {
+      violations.push({
+        rule: "secret",
+        message: `commit ${f.commit.slice(0, 12)} adds ${f.kind} in ${f.file} (line ${f.line})`,
+      });
+    }
+  }
+  if (violations.length === 0) {
+    for (const [i, cmd] of u.policy.hooks.entries()) {
+      const input = updates.map((x) => `${x.old} ${x.new} ${x.ref}\n`).join("");
+      const r = await run(["sh", "-c", cmd], {
+        clearEnv: true,
+        env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...env },
+        stdin: input,
+        check: false,
+      });
+      if (r.code !== 0) {
+        const said = `${r.stdout}${r.stderr}`.trim();
+        violations.push({
+          rule: "hook",
+          message: `hook ${i + 1} (${cmd}) rejected the push${said ? `: ${said}` : ""}`,
+        });
+      }
+    }
+  }
+
+  const refs = updates.map((x) => ({ ref: x.ref, old: x.old, new: x.new }));
+  if (violations.length > 0) {
+    for (const v of violations) {
+      console.error(`bottle git gate: rejected: [${v.rule}] ${v.message}`);
+    }
+    audit.writeEvent("git-gate", {
+      upstream: u.name,
+      refs,
+      decision: "rejected",
+      reason: violations.map((v) => `[${v.rule}] ${v.message}`).join("; "),
+    });
+    return 1;
+  }
+  audit.writeEvent("git-gate", { upstream: u.name, refs, decision: "accepted", reason: "policy" });
+  return 0;
+}
+
+/** Lands each accepted branch in the host repository as `<landingPrefix><branch>`, never forced. */
+async function postReceive(
+  cfg: GateConfig,
+  u: GateUpstream,
+  updates: RefUpdate[],
+  audit: AuditLog,
+): Promise<number> {
+  const mirror = mirrorPath(cfg.mirrorsDir, u);
+  let failed = 0;
+  for (const up of updates) {
+    if (isZero(up.new) || !up.ref.startsWith("refs/heads/")) continue;
+    const landing = `${u.landingPrefix}${up.ref.slice("refs/heads/".length)}`;
+    const r = await git(u.bundlePath, [
+      "fetch",
+      "--quiet",
+      "--no-tags",
+      "--no-write-fetch-head",
+      "--no-recurse-submodules",
+      "--no-auto-gc",
+      mirror,
+      `${up.ref}:${landing}`,
+    ], { check: false });
+    const short = landing.slice("refs/heads/".length);
+    if (r.code === 0) {
+      console.error(`bottle git gate: ${up.ref} landed in the host repository as ${short}`);
+    } else {
+      failed++;
+      console.error(
+        `bottle git gate: ${up.ref} could not land in the host repository as ${short}: ${r.stderr.trim()}`,
+      );
+    }
+    audit.writeEvent("git-gate", {
+      upstream: u.name,
+      refs: [{ ref: up.ref, old: up.old, new: up.new }],
+      decision: r.code === 0 ? "landed" : "landing-failed",
+      reason: r.code === 0 ? landing : r.stderr.trim(),
+      landing,
+    });
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+async function treeSize(dir: string): Promise<number> {
+  let total = 0;
+  for await (const e of Deno.readDir(dir)) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory) total += await treeSize(p);
+    else if (e.isFile) total += (await Deno.stat(p)).size;
+  }
+  return total;
+}

@@ -1,0 +1,100 @@
+/**
+ * The git gate daemon: makes a mirror per upstream, writes its hooks, then
+ * serves git's smart HTTP protocol on the agent-facing socket (and on TCP
+ * for the health check, or for a VM agent). This bottle's secret values
+ * come on stdin, as egress gets them, and reach only the hooks, whose
+ * secret scan looks for them in every pushed line.
+ */
+import { readGateConfig } from "./gate_config.ts";
+import { makeMirror } from "./mirror.ts";
+import { serveSmartHttp } from "./smart_http.ts";
+import { GATE_CONFIG_ENV, GATE_SECRETS_ENV } from "./hooks.ts";
+import { registerSecret } from "../../proc/secrets.ts";
+
+/** `self`: how to run the bundle script again (the hooks are this script). */
+export async function main(
+  args: string[],
+  self: { deno: string; script: string },
+): Promise<number> {
+  const config = valueOf(args, "--config");
+  const cfg = await readGateConfig(config);
+  let secrets: string[] = [];
+  if (args.includes("--secrets-from-stdin")) {
+    const all = JSON.parse(await new Response(Deno.stdin.readable).text()) as Record<
+      string,
+      string
+    >;
+    secrets = cfg.secretEnv.map((k) => all[k]).filter((v): v is string => typeof v === "string");
+    for (const s of secrets) registerSecret(s);
+  }
+
+  const hooksDir = `${cfg.mirrorsDir}/hooks`;
+  await Deno.mkdir(hooksDir, { recursive: true });
+  for (const hook of ["pre-receive", "post-receive"]) {
+    await Deno.writeTextFile(
+      `${hooksDir}/${hook}`,
+      `#!/bin/sh\nexec ${q(self.deno)} run --allow-all --no-prompt --no-config --cached-only ${
+        q(self.script)
+      } gate-hook ${hook}\n`,
+      { mode: 0o755 },
+    );
+  }
+  for (const u of cfg.upstreams) await makeMirror(cfg.mirrorsDir, hooksDir, u);
+
+  const opts = {
+    mirrorsDir: cfg.mirrorsDir,
+    upstreams: new Set(cfg.upstreams.map((u) => u.name)),
+    env: {
+      [GATE_CONFIG_ENV]: config,
+      [GATE_SECRETS_ENV]: JSON.stringify(secrets),
+      ...passThrough(["DENO_DIR", "DENO_NO_UPDATE_CHECK", "NO_COLOR"]),
+    },
+  };
+  const handler = (req: Request): Promise<Response> | Response =>
+    new URL(req.url).pathname === "/healthz"
+      ? new Response("ok\n")
+      : serveSmartHttp(req, opts).catch((err) => {
+        console.error(`git-gate: ${(err as Error).message}`);
+        return new Response("git gate error\n", { status: 500 });
+      });
+  const servers: Deno.HttpServer[] = [
+    Deno.serve({ hostname: cfg.listen.host, port: cfg.listen.port, onListen: () => {} }, handler),
+  ];
+  if (cfg.listen.socket) {
+    await Deno.remove(cfg.listen.socket).catch(() => {});
+    servers.push(Deno.serve({ path: cfg.listen.socket, onListen: () => {} }, handler));
+    // The agent's forwarder connects as another user.
+    await waitFor(cfg.listen.socket);
+    await Deno.chmod(cfg.listen.socket, 0o666);
+  }
+  const stop = new Promise<void>((resolve) => {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, resolve);
+  });
+  await stop;
+  await Promise.all(servers.map((s) => s.shutdown()));
+  return 0;
+}
+
+function valueOf(args: string[], flag: string): string {
+  const i = args.indexOf(flag);
+  const v = i >= 0 ? args[i + 1] : undefined;
+  if (!v) throw new Error(`git-gate: ${flag} FILE is required`);
+  return v;
+}
+
+function passThrough(names: string[]): Record<string, string> {
+  return Object.fromEntries(
+    names.flatMap((n) => (Deno.env.get(n) !== undefined ? [[n, Deno.env.get(n)!]] : [])),
+  );
+}
+
+async function waitFor(path: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await Deno.stat(path).then(() => true, () => false)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function q(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
