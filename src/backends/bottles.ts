@@ -10,6 +10,7 @@ import { runtimeFor } from "./engines.ts";
 import type { Backend } from "../plan/plan_types.ts";
 import * as L from "../labels.ts";
 import { bottleDir, keptAuditLog, readRecord } from "../state/bottle_record.ts";
+import { landedBranches } from "../git/landed_branches.ts";
 import { checkBottleName, isBottleName } from "../state/bottle_name.ts";
 import { ownerAlive } from "../state/owner.ts";
 import { pathExists } from "../state/path_exists.ts";
@@ -25,6 +26,8 @@ export interface BottleSummary {
   state: string;
   /** ISO 8601. */
   createdAt: string;
+  /** workspace: git: the branches its pushes made in the host repository. */
+  pushed?: string[];
 }
 
 /** Everything a bottle owns, by name. */
@@ -72,6 +75,7 @@ export class Bottles {
         backend,
         state: bundleState === "running" ? agent : `${agent} (bundle ${bundleState})`,
         createdAt: record?.createdAt ?? isoTime(cs[0]!.createdAt),
+        ...(record?.landing ? { pushed: await landedBranches(record.landing) } : {}),
       };
     }));
     return rows.sort((a, b) => a.name.localeCompare(b.name));

@@ -78,6 +78,7 @@ export function formatAuditLine(line: string): string {
   try {
     const e = JSON.parse(line) as Record<string, unknown>;
     const time = String(e.time ?? "").replace(/^.*T(\d\d:\d\d:\d\d).*$/, "$1");
+    if (e.daemon === "git-gate") return terminalSafe(`${time} ${pushLine(e)}`);
     const target = `${e.host ?? "?"}${e.path ?? ""}`;
     const bytes = `${size(Number(e.bytes_up))} up, ${size(Number(e.bytes_down))} down`;
     const reason = e.reason ? ` (${e.reason})` : "";
@@ -89,6 +90,16 @@ export function formatAuditLine(line: string): string {
   } catch {
     return terminalSafe(line);
   }
+}
+
+/** `PUSH workspace refs/heads/x 1a2b3c4d..5e6f7a8b rejected ([secret] …)`. */
+function pushLine(e: Record<string, unknown>): string {
+  const refs = Array.isArray(e.refs) ? e.refs as Record<string, unknown>[] : [];
+  const short = (o: unknown) => String(o ?? "?").slice(0, 8);
+  const what = refs.map((r) => `${r.ref} ${short(r.old)}..${short(r.new)}`).join(", ");
+  return `PUSH ${e.upstream ?? "?"} ${what || "-"} ${e.decision ?? "?"}${
+    e.reason ? ` (${e.reason})` : ""
+  }`;
 }
 
 function size(n: number): string {

@@ -3,10 +3,11 @@ import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
 import { bottlesOf } from "./backends.ts";
 import { table } from "./table.ts";
+import { terminalSafe } from "./terminal_safe.ts";
 
 export function registerLs(program: Command, ctx: CliContext): void {
   program.command("ls")
-    .description("List bottles (name, agent, backend, state, age)")
+    .description("List bottles (name, agent, backend, state, age, branches pushed)")
     .option("--json", "print as JSON")
     .action(async (opts: { json?: boolean }) => {
       const rows = await (await bottlesOf(ctx)).list();
@@ -15,8 +16,15 @@ export function registerLs(program: Command, ctx: CliContext): void {
         return;
       }
       ctx.out(table(
-        ["NAME", "AGENT", "BACKEND", "STATE", "AGE"],
-        rows.map((r) => [r.name, r.agent, r.backend, r.state, age(r.createdAt)]),
+        ["NAME", "AGENT", "BACKEND", "STATE", "AGE", "PUSHED"],
+        rows.map((r) => [
+          r.name,
+          r.agent,
+          r.backend,
+          r.state,
+          age(r.createdAt),
+          r.pushed?.length ? terminalSafe(r.pushed.join(" ")) : "-",
+        ]),
       ));
     });
 }

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { ConfigOption } from "./agent_options.ts";
 import type { CliContext } from "./context.ts";
-import { type BackendOption, backendOption } from "./backend_option.ts";
+import { type BackendOption, backendOption, workspaceOption } from "./backend_option.ts";
 import { planFor } from "./planning.ts";
 
 export function registerPlan(program: Command, ctx: CliContext): void {
@@ -10,6 +10,7 @@ export function registerPlan(program: Command, ctx: CliContext): void {
     .description("Print what `start` would do for an agent, without doing it")
     .argument("[agent]", "agent name", "claude")
     .addOption(backendOption())
+    .addOption(workspaceOption())
     .option("--name <suffix>", "bottle name suffix (default: random)")
     .option("--json", "print the plan as JSON (stable, see README)")
     .action(

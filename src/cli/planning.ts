@@ -1,6 +1,7 @@
 /** The agent and its plan, as `start`, `plan` and `build` make them. */
 import type { LoadedAgent } from "../config/discover.ts";
 import type { Backend, Plan } from "../plan/plan_types.ts";
+import type { WorkspaceMode } from "../config/schema.ts";
 import type { CliContext } from "./context.ts";
 import { type ConfigOption, findAgent } from "./agent_options.ts";
 import { checkSuffix } from "../state/bottle_name.ts";
@@ -9,7 +10,7 @@ export async function planFor(
   ctx: CliContext,
   config: ConfigOption,
   agentName: string,
-  opts: { backend?: Backend; name?: string },
+  opts: { backend?: Backend; name?: string; workspace?: WorkspaceMode },
 ): Promise<{ agent: LoadedAgent; plan: Plan }> {
   const suffix = opts.name !== undefined ? checkSuffix(opts.name) : undefined;
   const [{ makePlan }, { hostFacts }, agent] = await Promise.all([
@@ -19,7 +20,11 @@ export async function planFor(
   ]);
   const facts = await hostFacts(
     { env: ctx.env, cwd: ctx.cwd, stateRoot: ctx.dirs.state },
-    { ...(opts.backend ? { backend: opts.backend } : {}), ...(suffix ? { suffix } : {}) },
+    {
+      ...(opts.backend ? { backend: opts.backend } : {}),
+      ...(suffix ? { suffix } : {}),
+      ...(opts.workspace ? { workspace: opts.workspace } : {}),
+    },
   );
   return { agent, plan: makePlan(agent, facts) };
 }

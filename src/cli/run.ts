@@ -5,7 +5,7 @@
  */
 import { type Command, Option } from "commander";
 import type { CliContext } from "./context.ts";
-import { backendOption } from "./backend_option.ts";
+import { backendOption, workspaceOption } from "./backend_option.ts";
 import { collect, type LaunchOptions, startBottle } from "./start.ts";
 import { SilentExit, UserError } from "../errors.ts";
 import { headlessPlan, OUTPUT_FORMATS } from "../plan/headless.ts";
@@ -16,6 +16,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .argument("[agent]", "agent name (default: claude)")
     .argument("[prompt...]", "the prompt (put it after --)")
     .addOption(backendOption())
+    .addOption(workspaceOption())
     .option("--name <suffix>", "bottle name suffix (default: random)")
     .addOption(
       new Option("--output-format <format>", "claude's output format").choices(OUTPUT_FORMATS),

@@ -1,7 +1,7 @@
 /** `bottle start [agent]`: plan, launch, run the agent; tear down when it ends. */
 import type { Command } from "commander";
 import type { ConfigOption } from "./agent_options.ts";
-import { type BackendOption, backendOption } from "./backend_option.ts";
+import { type BackendOption, backendOption, workspaceOption } from "./backend_option.ts";
 import type { CliContext } from "./context.ts";
 import { enginesOf } from "./backends.ts";
 import { planFor } from "./planning.ts";
@@ -18,6 +18,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .description("Start an agent in a new bottle (default agent: claude)")
     .argument("[agent]", "agent name", "claude")
     .addOption(backendOption())
+    .addOption(workspaceOption())
     .option("-d, --detach", "leave the bottle running and return once it is ready")
     .option("--name <suffix>", "bottle name suffix (default: random)")
     .option("--build-ca <file>", "extra CA certificate for image builds (repeatable)", collect, [])

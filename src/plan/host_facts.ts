@@ -9,6 +9,8 @@ import { isAbsolute, resolve } from "node:path";
 import type { Backend } from "./plan_types.ts";
 import type { HostFacts } from "./make_plan.ts";
 import { UserError } from "../errors.ts";
+import type { WorkspaceMode } from "../config/schema.ts";
+import { findHostRepo } from "../git/host_repo.ts";
 
 /** Extra /etc/hosts entries for the bundle, `name:ip` comma-separated (docker --add-host). */
 export const BUNDLE_ADD_HOSTS_ENV = "BOTTLE_BUNDLE_ADD_HOSTS";
@@ -26,8 +28,12 @@ export interface InvocationFacts {
 
 export async function hostFacts(
   inv: InvocationFacts,
-  opts: { backend?: Backend; suffix?: string },
+  opts: { backend?: Backend; suffix?: string; workspace?: WorkspaceMode },
 ): Promise<HostFacts> {
+  // `none` needs no repository: its lookup is skipped.
+  const repo = opts.workspace === "none" ? undefined : await findHostRepo(inv.cwd);
+  const uid = Deno.uid();
+  const gid = Deno.gid();
   return {
     suffix: opts.suffix ?? randomSuffix(),
     stateRoot: inv.stateRoot,
@@ -37,7 +43,23 @@ export async function hostFacts(
     bundleAddHosts: bundleAddHosts(inv.env[BUNDLE_ADD_HOSTS_ENV]),
     upstreamCaFiles: await upstreamCaFiles(inv.env[UPSTREAM_CA_ENV], inv.cwd),
     ...(opts.backend ? { backend: opts.backend } : {}),
+    cwd: inv.cwd,
+    ...(repo ? { repo } : {}),
+    ...(uid !== null && gid !== null ? { hostUser: { uid, gid } } : {}),
+    engineSharesFilesystem: sharesFilesystem(inv.env),
+    ...(opts.workspace ? { workspace: opts.workspace } : {}),
   };
+}
+
+/**
+ * Whether the docker engine sees this host's paths: a local socket does
+ * (Docker Desktop shares the user's files too); a TCP or SSH DOCKER_HOST,
+ * or a named context, may be another machine.
+ */
+function sharesFilesystem(env: Record<string, string | undefined>): boolean {
+  const host = env.DOCKER_HOST;
+  if (env.DOCKER_CONTEXT && env.DOCKER_CONTEXT !== "default") return false;
+  return !host || host.startsWith("unix://");
 }
 
 function bundleAddHosts(value: string | undefined): string[] {

@@ -6,7 +6,8 @@
  */
 import { isAbsolute, join, resolve } from "node:path";
 import type { LoadedAgent } from "../config/discover.ts";
-import type { AgentDefinition } from "../config/schema.ts";
+import type { AgentDefinition, WorkspaceMode } from "../config/schema.ts";
+import type { HostRepo } from "../git/host_repo.ts";
 import * as L from "../labels.ts";
 import {
   type Backend,
@@ -14,13 +15,20 @@ import {
   type ContainerPlan,
   type Daemon,
   type ForwardPlan,
+  type GateUpstreamPlan,
+  type MountPlan,
   type Plan,
   PLAN_SCHEMA,
   type ProvisionStep,
   type RoutePlan,
 } from "./plan_types.ts";
 import { anthropicPlan, placeholderFor } from "./anthropic.ts";
-import { BUNDLE_CONFIG_DIR, BUNDLE_UID, SOCKETS_DIR } from "../bundle/init/bundle_manifest.ts";
+import {
+  BUNDLE_CONFIG_DIR,
+  BUNDLE_UID,
+  GATE_CONFIG_FILE,
+  SOCKETS_DIR,
+} from "../bundle/init/bundle_manifest.ts";
 import { UserError } from "../errors.ts";
 import { parseRouteHost } from "../bundle/egress/routes.ts";
 
@@ -38,10 +46,23 @@ export interface HostFacts {
   bundleAddHosts?: string[];
   /** Extra upstream CA files for the bundle (BOTTLE_UPSTREAM_CA_CERTS), absolute paths. */
   upstreamCaFiles?: string[];
+  /** The invocation's directory (what `workspace: mount` mounts). */
+  cwd?: string;
+  /** The repository `cwd` is in (absent outside one). */
+  repo?: HostRepo;
+  /** The host user's ids: the bundle runs as them when it writes to the host repository. */
+  hostUser?: { uid: number; gid: number };
+  /** False when the engine may not see this host's paths (DOCKER_HOST names another machine). */
+  engineSharesFilesystem?: boolean;
+  /** `--workspace`, overriding the agent file. */
+  workspace?: WorkspaceMode;
 }
 
 export const PORTS = { egress: 3128, pipelock: 8888, health: 9099, gitGate: 8080, supervise: 8090 };
 const AGENT_USER = "agent";
+const WORKSPACE = "/workspace";
+/** Where the bundle sees the host repository's git dir. */
+export const HOST_REPO_IN_BUNDLE = "/run/bottle/host-repo";
 const AGENT_HOME = "/home/agent";
 const DEFAULT_PIDS = 1024;
 /** Hosts Claude Code itself needs, allowed whenever the agent program is claude. */
@@ -110,8 +131,18 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   if (anthropic.route) routes.push(anthropic.route);
   if (anthropic.warning) warnings.push(anthropic.warning);
 
+  if (def.git.length > 0) {
+    // Nothing can be pushed to them, so nothing leaves: said, not hidden.
+    warnings.push(
+      `git upstreams (git:) are not served by this version's git gate yet and are ignored: ${
+        def.git.map((g) => g.url).join(", ")
+      }`,
+    );
+  }
+  const ws = workspacePlan(agent.name, def, facts, vmAgent, name);
+  warnings.push(...ws.warnings);
   const daemons: Daemon[] = ["egress", "pipelock"];
-  if (def.git.length > 0) daemons.push("git-gate");
+  if (ws.gate) daemons.push("git-gate");
   if (def.supervise) daemons.push("supervise");
 
   const isClaude = def.command[0] === "claude";
@@ -166,6 +197,15 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       dirs: def.skills.map((d) => resolve(agent.baseDir, d)),
     });
   }
+  if (ws.gate) {
+    provision.push({
+      step: "clone",
+      user: AGENT_USER,
+      url: ws.gate.url,
+      path: WORKSPACE,
+      identity: facts.repo?.identity ?? {},
+    });
+  }
   const prompt = provision.find((s) => s.step === "prompt");
   const program = prompt && isClaude
     ? [...def.command, "--append-system-prompt-file", prompt.guestPath]
@@ -177,7 +217,13 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   });
   const outbound = `${prefix}-outbound`;
   const sockets = `${prefix}-sockets`;
-  const bundleUser = `${BUNDLE_UID}:${BUNDLE_UID}`;
+  // The bundle writes accepted pushes into the host repository itself, so
+  // it then runs as the repository's user: the files it adds there are the
+  // user's own (a container user would leave files the user cannot remove).
+  const bundleIds = ws.gate && facts.hostUser
+    ? facts.hostUser
+    : { uid: BUNDLE_UID, gid: BUNDLE_UID };
+  const bundleUser = `${bundleIds.uid}:${bundleIds.gid}`;
 
   const bundleContainer: ContainerPlan = {
     name: `${prefix}-bundle`,
@@ -188,7 +234,9 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     // Secrets reach the bundle on its stdin at start, not as container env.
     secretEnv: [],
     volumes: vmAgent ? [] : [{ volume: sockets, target: SOCKETS_DIR, readonly: false }],
-    mounts: [],
+    mounts: ws.gate
+      ? [{ source: ws.gate.hostGitDir, target: ws.gate.bundlePath, readonly: false }]
+      : [],
     addHosts: facts.bundleAddHosts ?? [],
     capDrop: ["ALL"],
     securityOpt: ["no-new-privileges"],
@@ -201,6 +249,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       files: [
         ...BUNDLE_CONFIG_FILES,
         ...(facts.upstreamCaFiles ?? []).map((_, i) => `upstream-ca-${i}.pem`),
+        ...(ws.gate ? [GATE_CONFIG_FILE] : []),
       ].map((f) => ({ name: f, mode: "0400" })),
       secrets: routes.map((r) => r.valueEnv),
     },
@@ -213,15 +262,18 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     // No network at all: the forwarder below is the agent's only way out.
     network: "none",
     user: AGENT_USER,
-    workdir: "/workspace",
+    workdir: WORKSPACE,
     env: sortKeys(env),
     secretEnv: [],
     volumes: [{ volume: sockets, target: SOCKETS_DIR, readonly: true }],
-    mounts: def.mounts.map((m) => ({
-      source: isAbsolute(m.source) ? m.source : resolve(agent.baseDir, m.source),
-      target: m.target,
-      readonly: m.readonly,
-    })),
+    mounts: [
+      ...(ws.agentMount ? [ws.agentMount] : []),
+      ...def.mounts.map((m) => ({
+        source: isAbsolute(m.source) ? m.source : resolve(agent.baseDir, m.source),
+        target: m.target,
+        readonly: m.readonly,
+      })),
+    ],
     addHosts: [],
     capDrop: ["ALL"],
     securityOpt: ["no-new-privileges"],
@@ -275,7 +327,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       options: {
         type: "tmpfs",
         device: "tmpfs",
-        o: `uid=${BUNDLE_UID},gid=${BUNDLE_UID},mode=0755,size=1m`,
+        o: `uid=${bundleIds.uid},gid=${bundleIds.gid},mode=0755,size=1m`,
       },
       labels: L.objectLabels(labels, "sockets"),
     }],
@@ -297,11 +349,13 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       allowlist,
       routes,
       upstreamCaFiles: facts.upstreamCaFiles ?? [],
+      ...(ws.gate ? { gitGate: { upstreams: [ws.gate] } } : {}),
     },
+    workspace: ws.workspace,
     agent: {
       user: AGENT_USER,
       home: AGENT_HOME,
-      workdir: "/workspace",
+      workdir: WORKSPACE,
       program,
       session: "terminal",
       env: sortKeys(env),
@@ -312,6 +366,95 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     provision,
     warnings,
   };
+}
+
+interface WorkspaceParts {
+  workspace: Plan["workspace"];
+  gate?: GateUpstreamPlan;
+  agentMount?: MountPlan;
+  warnings: string[];
+}
+
+/**
+ * What /workspace holds. Inside a repository the default is a clone through
+ * the gate; where that cannot work (a VM agent, an engine on another
+ * machine) the default falls back to nothing, with a warning, and asking
+ * for it explicitly is an error.
+ */
+function workspacePlan(
+  agentName: string,
+  def: AgentDefinition,
+  facts: HostFacts,
+  vmAgent: boolean,
+  bottle: string,
+): WorkspaceParts {
+  const chosen = facts.workspace ?? def.workspace;
+  const mode = chosen ?? (facts.repo ? "git" : "none");
+  const none: WorkspaceParts = { workspace: { mode: "none", guestPath: WORKSPACE }, warnings: [] };
+  const cannot = (why: string): WorkspaceParts => {
+    if (chosen) throw new UserError(`Agent "${agentName}": workspace: ${mode}: ${why}`);
+    return { ...none, warnings: [`the workspace is empty: ${why}`] };
+  };
+  if (mode === "none") return none;
+  if (vmAgent) {
+    return cannot(
+      "not supported on the smolmachines backend yet: use --workspace none or --backend docker",
+    );
+  }
+  if (facts.engineSharesFilesystem === false) {
+    return cannot(
+      "the docker engine (DOCKER_HOST) may not see this host's files: use --workspace none or a local engine",
+    );
+  }
+  if (mode === "mount") {
+    const source = facts.cwd ?? ".";
+    return {
+      workspace: { mode, guestPath: WORKSPACE, hostPath: source },
+      agentMount: { source, target: WORKSPACE, readonly: false },
+      warnings: [
+        `workspace: mount gives the agent ${source} read-write, .git included: it can edit hooks and config that run on this host`,
+      ],
+    };
+  }
+  const repo = facts.repo;
+  if (!repo) {
+    throw new UserError(
+      `workspace: git: ${facts.cwd ?? "this directory"} is not inside a git repository`,
+    );
+  }
+  const gate: GateUpstreamPlan = {
+    name: "workspace",
+    kind: "host",
+    hostGitDir: repo.gitDir,
+    bundlePath: HOST_REPO_IN_BUNDLE,
+    landingPrefix: `refs/heads/bottle/${bottle}/`,
+    carryChanges: true,
+    url: `http://127.0.0.1:${PORTS.gitGate}/workspace.git`,
+    policy: {
+      branches: ["*"],
+      maxPushBytes: toBytes(def.push.max_size),
+      allowTags: def.push.allow_tags,
+      hooks: def.push.hooks,
+    },
+  };
+  return {
+    workspace: {
+      mode,
+      guestPath: WORKSPACE,
+      hostPath: repo.root,
+      ...(repo.branch ? { branch: repo.branch } : {}),
+    },
+    gate,
+    warnings: [],
+  };
+}
+
+/** "64m" -> bytes (k, m, g are powers of 1024). */
+export function toBytes(size: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kmg]?)$/i.exec(size);
+  if (!m) throw new Error(`Invalid size "${size}"`);
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? "").toLowerCase()]!;
+  return Math.round(Number(m[1]) * unit);
 }
 
 /** RFC 2606 reserves `.invalid`: the one name the VM's DNS may ask about, and it never resolves. */

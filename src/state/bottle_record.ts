@@ -30,6 +30,8 @@ export interface BottleRecord {
   bundleContainer: string;
   networks: string[];
   volumes: string[];
+  /** workspace: git: the host repository and the prefix its pushes land under. */
+  landing?: { repo: string; prefix: string };
 }
 
 export const RECORD_FILE = "bottle.json";

@@ -313,3 +313,61 @@ function parse(line: string): unknown {
     return undefined;
   }
 }
+
+Deno.test("claude code: commits and pushes its work through the git gate", async () => {
+  const key = `sk-ant-api03-${crypto.randomUUID()}-real`;
+  const { api, env } = await fakeApi();
+  await using _api = api;
+  await using be = await bottleEnv({ ANTHROPIC_API_KEY: key, ...env });
+  const project = await projectWith(be, agentFile(api));
+  const git = (args: string[]) => run(["git", "-C", project, ...args]);
+  await git(["init", "--quiet", "--initial-branch=main"]);
+  await git([
+    "-c",
+    "user.name=U",
+    "-c",
+    "user.email=u@example.com",
+    "commit",
+    "--quiet",
+    "--allow-empty",
+    "-m",
+    "start",
+  ]);
+  await git(["add", "bottle.yaml"]);
+  await git([
+    "-c",
+    "user.name=U",
+    "-c",
+    "user.email=u@example.com",
+    "commit",
+    "--quiet",
+    "-m",
+    "config",
+  ]);
+  const command =
+    "git checkout -q -b fix && echo fixed > fix.txt && git add fix.txt && git -c user.name=Claude -c user.email=claude@example.com commit -q -m 'Fix it' && git push origin fix 2>&1";
+  api.push(
+    { toolUses: [{ name: "Bash", input: { command, description: "Commit and push the fix" } }] },
+    {
+      expect: (call) =>
+        assert.match(
+          call.toolResults[0]?.text ?? "",
+          /landed in the host repository as bottle\/cc-g1\/fix/,
+        ),
+      text: ["Pushed."],
+    },
+  );
+  const r = await bottle(
+    ["run", "cc", "--name", "g1", "--allowed-tools", "Bash", "--", "fix", "and", "push"],
+    be.env,
+    { cwd: project },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "Pushed.");
+  api.assertDone();
+  const show = await git(["show", "--format=%s %an", "--no-patch", "bottle/cc-g1/fix"]);
+  assert.equal(show.stdout.trim(), "Fix it Claude");
+  assert.equal((await git(["show", "bottle/cc-g1/fix:fix.txt"])).stdout, "fixed\n");
+  assert.equal((await git(["status", "--porcelain"])).stdout, "");
+  assert.deepEqual(await labelled(`${L.BOTTLE_ID}=cc-g1`), NOTHING);
+});

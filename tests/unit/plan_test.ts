@@ -168,8 +168,18 @@ Deno.test("plan: no credential on the host is a warning, not a route", () => {
   assert.match(p.warnings[0]!, /No Anthropic credential/);
 });
 
+const REPO = {
+  root: "/proj",
+  gitDir: "/proj/.git",
+  branch: "main",
+  head: "0123456789abcdef0123456789abcdef01234567",
+  identity: { name: "Ada", email: "ada@example.com" },
+};
+const inRepo = (over: Partial<HostFacts> = {}) =>
+  facts({ cwd: "/proj/src", repo: REPO, hostUser: { uid: 1000, gid: 1001 }, ...over });
+
 Deno.test("plan: the agent has no network and reaches the bundle only by its sockets", async () => {
-  const p = makePlan(await reviewer(), facts());
+  const p = makePlan(await reviewer(), inRepo());
   const agent = p.agent.container!;
   assert.equal(agent.network, "none");
   assert.deepEqual(agent.capDrop, ["ALL"]);
@@ -193,7 +203,8 @@ Deno.test("plan: the agent has no network and reaches the bundle only by its soc
   ]);
   assert.equal(p.bundle.container.network, "bottle-reviewer-abc123-outbound");
   assert.deepEqual(p.bundle.container.capDrop, ["ALL"]);
-  assert.equal(p.bundle.container.user, "65532:65532");
+  // It writes pushes into the host repository: as the repository's user.
+  assert.equal(p.bundle.container.user, "1000:1001");
   assert.deepEqual(p.bundle.daemons, ["egress", "pipelock", "git-gate", "supervise"]);
   for (const o of [agent.labels, p.bundle.container.labels, p.networks[0]!.labels]) {
     assert.equal(o["bottle.id"], p.bottle.name);
@@ -257,4 +268,80 @@ Deno.test("plan: run's headless session is claude --print on the prompt, no stdi
     () => headlessPlan(makePlan(builtin(), facts()), { prompt: "x", outputFormat: "yaml" }),
     /--output-format must be one of/,
   );
+});
+
+Deno.test("plan: inside a repository the workspace is a clone through the gate", async () => {
+  const p = makePlan(builtin(), inRepo());
+  await golden("claude_workspace_git", p);
+  assert.deepEqual(p.workspace, {
+    mode: "git",
+    guestPath: "/workspace",
+    hostPath: "/proj",
+    branch: "main",
+  });
+  const [gate] = p.bundle.gitGate!.upstreams;
+  assert.equal(gate!.landingPrefix, `refs/heads/bottle/${p.bottle.name}/`);
+  assert.equal(gate!.url, "http://127.0.0.1:8080/workspace.git");
+  assert.deepEqual(gate!.policy, {
+    branches: ["*"],
+    maxPushBytes: 64 * 1024 * 1024,
+    allowTags: false,
+    hooks: [],
+  });
+  // Only the bundle sees the host repository; the agent gets a clone.
+  assert.deepEqual(p.bundle.container.mounts, [
+    { source: "/proj/.git", target: "/run/bottle/host-repo", readonly: false },
+  ]);
+  assert.deepEqual(p.agent.container!.mounts, []);
+  assert.ok(p.bundle.container.startInput!.files.some((f) => f.name === "git-gate.json"));
+  const clone = p.provision.find((s) => s.step === "clone");
+  assert.deepEqual(clone, {
+    step: "clone",
+    user: "agent",
+    url: "http://127.0.0.1:8080/workspace.git",
+    path: "/workspace",
+    identity: { name: "Ada", email: "ada@example.com" },
+  });
+  assert.ok(p.agent.container!.command.includes("8080=/run/bottle/sockets/git-gate.sock"));
+  // The sockets volume belongs to the bundle's user.
+  assert.match(p.volumes[0]!.options.o!, /^uid=1000,gid=1001,/);
+});
+
+Deno.test("plan: outside a repository, or with --workspace none, nothing is in the workspace", () => {
+  for (const f of [facts(), inRepo({ workspace: "none" })]) {
+    const p = makePlan(builtin(), f);
+    assert.deepEqual(p.workspace, { mode: "none", guestPath: "/workspace" });
+    assert.ok(!p.bundle.daemons.includes("git-gate"));
+    assert.deepEqual(p.bundle.container.mounts, []);
+    assert.equal(p.bundle.container.user, "65532:65532");
+    assert.ok(!p.provision.some((s) => s.step === "clone"));
+  }
+  assert.throws(
+    () => makePlan(builtin(), facts({ cwd: "/tmp/x", workspace: "git" })),
+    /workspace: git: \/tmp\/x is not inside a git repository/,
+  );
+});
+
+Deno.test("plan: workspace mount binds the current directory, with a warning", () => {
+  const p = makePlan(builtin(), inRepo({ workspace: "mount" }));
+  assert.deepEqual(p.agent.container!.mounts, [
+    { source: "/proj/src", target: "/workspace", readonly: false },
+  ]);
+  assert.ok(!p.bundle.daemons.includes("git-gate"));
+  assert.ok(p.warnings.some((w) => /read-write, \.git included/.test(w)));
+});
+
+Deno.test("plan: where a clone cannot work, the default falls back with a warning and asking fails", () => {
+  const cases: Partial<HostFacts>[] = [{ backend: "smolmachines" }, {
+    engineSharesFilesystem: false,
+  }];
+  for (const over of cases) {
+    const p = makePlan(builtin(), inRepo(over));
+    assert.equal(p.workspace.mode, "none");
+    assert.ok(p.warnings.some((w) => w.startsWith("the workspace is empty: ")), p.warnings.join());
+    assert.throws(
+      () => makePlan(builtin(), inRepo({ ...over, workspace: "git" })),
+      /workspace: git: /,
+    );
+  }
 });

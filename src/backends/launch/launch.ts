@@ -26,7 +26,8 @@ import type { LaunchRequest } from "./launch_request.ts";
 import type { Plan } from "../../plan/plan_types.ts";
 import { checkLaunch, prepareLaunch } from "./prepare.ts";
 import { provision } from "./provision.ts";
-import { type BundleFiles, makeBundleFiles } from "../../bundle/bundle_files.ts";
+import { type BundleFiles, type GateStarts, makeBundleFiles } from "../../bundle/bundle_files.ts";
+import { gateStarts } from "./workspace_start.ts";
 import { bundleAddress, saveAuditLog, startBundle } from "../bundle/bundle_container.ts";
 import { type BottleRecord, writeRecord } from "../../state/bottle_record.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
@@ -82,8 +83,11 @@ async function launchSteps(
   // containers' starts are under way (the bundle's init waits for them on
   // its stdin), so it holds up no engine call.
   let minting: Promise<BundleFiles> | undefined;
-  const files = () => (minting ??= makeBundleFiles(plan));
-  await settled([volumes, preparing]);
+  // Where the workspace starts (a commit of uncommitted changes is made now).
+  const starting: Promise<GateStarts> = gateStarts(plan);
+  starting.catch(() => {}); // awaited below
+  const files = () => (minting ??= starting.then((s) => makeBundleFiles(plan, s)));
+  await settled([volumes, preparing, starting]);
   const prepared = await preparing;
   const base = {
     plan,
@@ -117,7 +121,7 @@ async function launchSteps(
       const { agentTrustPem } = await files();
       throwIfCancelled(signal);
       req.progress("provisioning");
-      return provision(runtime, place, plan, agentTrustPem);
+      return provision(runtime, place, plan, agentTrustPem, bundleReady);
     }),
   ]);
 
@@ -175,9 +179,15 @@ async function openState(
     bundleContainer: plan.bundle.container.name,
     networks: plan.networks.map((n) => n.name),
     volumes: plan.volumes.map((v) => v.name),
+    ...landingOf(plan),
   };
   await writeRecord(stateDir, record);
   return record;
+}
+
+function landingOf(plan: Plan): Pick<BottleRecord, "landing"> {
+  const host = plan.bundle.gitGate?.upstreams.find((u) => u.kind === "host");
+  return host ? { landing: { repo: host.hostGitDir, prefix: host.landingPrefix } } : {};
 }
 
 /** Networks and volumes, in parallel: nothing uses them once the containers are gone. */

@@ -24,12 +24,9 @@ export interface Prepared {
 /** Everything that must hold before the first object is made. */
 export async function checkLaunch(req: LaunchRequest, docker: DockerCli): Promise<void> {
   const { plan } = req;
-  const unsupported = plan.bundle.daemons.filter((d) => d === "git-gate" || d === "supervise");
-  if (unsupported.length > 0) {
+  if (plan.bundle.daemons.includes("supervise")) {
     throw new UserError(
-      `Agent "${plan.bottle.agent}" needs ${
-        unsupported.join(" and ")
-      }, which this version of bottle does not ship yet: remove git/supervise from its definition`,
+      `Agent "${plan.bottle.agent}" needs supervise, which this version of bottle does not ship yet: remove supervise from its definition`,
     );
   }
   await Promise.all([

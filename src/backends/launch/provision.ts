@@ -17,6 +17,8 @@ export async function provision(
   place: string,
   plan: Plan,
   agentTrustPem: string,
+  /** Settles once the bundle serves (a clone needs the git gate). */
+  bundleReady: Promise<unknown> = Promise.resolve(),
 ): Promise<void> {
   const home = plan.agent.home;
   const homeEntries: TarEntryInput[] = [];
@@ -38,6 +40,21 @@ export async function provision(
         homeEntries.push(...withParents(underHome(home, step.guestPath), { data: text }));
         break;
       }
+      case "clone":
+        // After the CAs: nothing else waits for the bundle.
+        rootCalls.push(bundleReady.then(() =>
+          runtime.exec(place, [
+            "sh",
+            "-c",
+            CLONE_SCRIPT,
+            "clone",
+            step.url,
+            step.path,
+            step.identity.name ?? "",
+            step.identity.email ?? "",
+          ], { user: step.user })
+        ));
+        break;
       case "skills":
         for (const dir of step.dirs) {
           const dest = underHome(home, `${step.guestDir}/${basename(dir)}`);
@@ -55,6 +72,23 @@ export async function provision(
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;
 }
+
+/**
+ * Clones into the (empty) workspace, makes every remote branch a local one
+ * tracking it, and sets the user's name and email for the agent's commits.
+ */
+const CLONE_SCRIPT = `set -eu
+url=$1 dir=$2 name=$3 email=$4
+export GIT_TERMINAL_PROMPT=0
+git clone --quiet -- "$url" "$dir"
+cd "$dir"
+current=$(git symbolic-ref --quiet --short HEAD || true)
+git for-each-ref --format='%(refname:strip=3)' refs/remotes/origin | while read -r b; do
+  [ "$b" = HEAD ] || [ "$b" = "$current" ] || git branch --quiet --track "$b" "origin/$b"
+done
+[ -z "$name" ] || git config user.name "$name"
+[ -z "$email" ] || git config user.email "$email"
+`;
 
 /** The path relative to home, refusing anything the agent's home does not hold. */
 function underHome(home: string, guestPath: string): string {
