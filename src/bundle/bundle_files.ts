@@ -14,7 +14,8 @@ import type { BundleManifest } from "./init/bundle_manifest.ts";
 import { AUDIT_LOG_IN_BUNDLE, BUNDLE_CONFIG_DIR } from "./init/bundle_manifest.ts";
 import type { EgressConfig } from "./egress/config.ts";
 import { pipelockConfig } from "./pipelock/pipelock_config.ts";
-import type { GateConfig } from "./git_gate/gate_config.ts";
+import type { GateConfig, GateUpstream, HostUpstream } from "./git_gate/gate_config.ts";
+import { UserError } from "../errors.ts";
 import { GATE_CONFIG_FILE, SOCKETS_DIR } from "./init/bundle_manifest.ts";
 
 /** RFC 2606 reserves `.invalid`: allowlisting only this allows nothing. */
@@ -28,7 +29,18 @@ export interface BundleFiles {
 }
 
 /** Where each gate upstream starts, found at launch (the starting commit is made then). */
-export type GateStarts = Record<string, GateConfig["upstreams"][number]["start"]>;
+export type GateStarts = Record<string, HostUpstream["start"]>;
+
+/** An ssh upstream's server keys come from the user's known_hosts: no key, no connection. */
+async function readKnownHosts(file: string, url: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(file);
+  } catch {
+    throw new UserError(
+      `git upstream ${url}: no known_hosts file at ${file}: connect to the server once with ssh from this host, or set known_hosts: in the agent file`,
+    );
+  }
+}
 
 /** Where the gate keeps its mirrors and hooks in the bundle. */
 export const GATE_MIRRORS_DIR = "/var/lib/bottle/git";
@@ -106,15 +118,38 @@ export async function makeBundleFiles(
       },
       auditLog: AUDIT_LOG_IN_BUNDLE,
       mirrorsDir: GATE_MIRRORS_DIR,
-      upstreams: gate.upstreams.map((u) => ({
-        name: u.name,
-        kind: u.kind,
-        bundlePath: u.bundlePath,
-        landingPrefix: u.landingPrefix,
-        start: gateStarts[u.name] ?? { carried: false },
-        policy: u.policy,
-      })),
-      secretEnv: plan.bundle.routes.map((r) => r.valueEnv),
+      upstreamCaFiles: upstreamNames.map(inBundle),
+      upstreams: await Promise.all(
+        gate.upstreams.map(async (u): Promise<GateUpstream> =>
+          u.kind === "host"
+            ? {
+              name: u.name,
+              kind: u.kind,
+              bundlePath: u.bundlePath,
+              landingPrefix: u.landingPrefix,
+              start: gateStarts[u.name] ?? { carried: false },
+              policy: u.policy,
+            }
+            : {
+              name: u.name,
+              kind: u.kind,
+              url: u.remoteUrl,
+              ...(u.identity
+                ? { identity: { kind: u.identity.kind, env: u.identity.valueEnv } }
+                : {}),
+              ...(u.knownHostsFile
+                ? { knownHosts: await readKnownHosts(u.knownHostsFile, u.remoteUrl) }
+                : {}),
+              policy: u.policy,
+            }
+        ),
+      ),
+      secretEnv: [
+        ...plan.bundle.routes.map((r) => r.valueEnv),
+        ...gate.upstreams.flatMap((u) =>
+          u.kind === "remote" && u.identity ? [u.identity.valueEnv] : []
+        ),
+      ],
     };
     files.set(GATE_CONFIG_FILE, JSON.stringify(config, null, 2) + "\n");
   }

@@ -76,6 +76,9 @@ export const gitUpstream = z.strictObject({
     ssh_key: secretSource.optional().describe("Private key used for pushes over SSH"),
     token: secretSource.optional().describe("Token used for pushes over HTTPS"),
   }).optional().describe("Push identity; never enters the bottle"),
+  known_hosts: z.string().min(1).optional().describe(
+    "ssh upstreams: the known_hosts file the server's key is checked against (default ~/.ssh/known_hosts)",
+  ),
   branches: z.array(z.string().min(1)).default(["bottle/*"]).describe(
     "Branch patterns the agent may push to",
   ),

@@ -59,3 +59,15 @@ export async function findHostRepo(cwd: string): Promise<HostRepo | undefined> {
     },
   };
 }
+
+/** user.name and user.email from the user's global config (outside any repository). */
+export async function globalGitIdentity(): Promise<{ name?: string; email?: string }> {
+  const [name, email] = await Promise.all([
+    git(".", ["config", "--global", "user.name"]),
+    git(".", ["config", "--global", "user.email"]),
+  ]);
+  return {
+    ...(name.code === 0 && name.out ? { name: name.out } : {}),
+    ...(email.code === 0 && email.out ? { email: email.out } : {}),
+  };
+}

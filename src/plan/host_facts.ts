@@ -10,7 +10,7 @@ import type { Backend } from "./plan_types.ts";
 import type { HostFacts } from "./make_plan.ts";
 import { UserError } from "../errors.ts";
 import type { WorkspaceMode } from "../config/schema.ts";
-import { findHostRepo } from "../git/host_repo.ts";
+import { findHostRepo, globalGitIdentity } from "../git/host_repo.ts";
 
 /** Extra /etc/hosts entries for the bundle, `name:ip` comma-separated (docker --add-host). */
 export const BUNDLE_ADD_HOSTS_ENV = "BOTTLE_BUNDLE_ADD_HOSTS";
@@ -48,6 +48,8 @@ export async function hostFacts(
     ...(uid !== null && gid !== null ? { hostUser: { uid, gid } } : {}),
     engineSharesFilesystem: sharesFilesystem(inv.env),
     ...(opts.workspace ? { workspace: opts.workspace } : {}),
+    ...(inv.env.HOME ? { homeDir: inv.env.HOME } : {}),
+    ...(repo ? {} : { gitIdentity: await globalGitIdentity() }),
   };
 }
 

@@ -16,10 +16,12 @@ import {
   type Daemon,
   type ForwardPlan,
   type GateUpstreamPlan,
+  type HostUpstreamPlan,
   type MountPlan,
   type Plan,
   PLAN_SCHEMA,
   type ProvisionStep,
+  type RemoteUpstreamPlan,
   type RoutePlan,
 } from "./plan_types.ts";
 import { anthropicPlan, placeholderFor } from "./anthropic.ts";
@@ -56,6 +58,10 @@ export interface HostFacts {
   engineSharesFilesystem?: boolean;
   /** `--workspace`, overriding the agent file. */
   workspace?: WorkspaceMode;
+  /** The host user's home (where `~/.ssh/known_hosts` is). */
+  homeDir?: string;
+  /** The user's global git identity, for commits in clones of declared upstreams. */
+  gitIdentity?: { name?: string; email?: string };
 }
 
 export const PORTS = { egress: 3128, pipelock: 8888, health: 9099, gitGate: 8080, supervise: 8090 };
@@ -131,18 +137,20 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   if (anthropic.route) routes.push(anthropic.route);
   if (anthropic.warning) warnings.push(anthropic.warning);
 
-  if (def.git.length > 0) {
-    // Nothing can be pushed to them, so nothing leaves: said, not hidden.
-    warnings.push(
-      `git upstreams (git:) are not served by this version's git gate yet and are ignored: ${
-        def.git.map((g) => g.url).join(", ")
-      }`,
-    );
-  }
   const ws = workspacePlan(agent.name, def, facts, vmAgent, name);
   warnings.push(...ws.warnings);
+  const declared = declaredUpstreams(
+    agent.name,
+    agent.baseDir,
+    def,
+    facts,
+    vmAgent,
+    ws,
+    routes.length,
+  );
+  const upstreams: GateUpstreamPlan[] = [...(ws.gate ? [ws.gate] : []), ...declared];
   const daemons: Daemon[] = ["egress", "pipelock"];
-  if (ws.gate) daemons.push("git-gate");
+  if (upstreams.length > 0) daemons.push("git-gate");
   if (def.supervise) daemons.push("supervise");
 
   const isClaude = def.command[0] === "claude";
@@ -197,13 +205,14 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       dirs: def.skills.map((d) => resolve(agent.baseDir, d)),
     });
   }
-  if (ws.gate) {
+  for (const u of upstreams) {
     provision.push({
       step: "clone",
       user: AGENT_USER,
-      url: ws.gate.url,
-      path: WORKSPACE,
-      identity: facts.repo?.identity ?? {},
+      url: u.url,
+      path: u.kind === "host" ? WORKSPACE : u.path,
+      identity: facts.repo?.identity ?? facts.gitIdentity ?? {},
+      ...(u.kind === "remote" ? { insteadOf: u.remoteUrl } : {}),
     });
   }
   const prompt = provision.find((s) => s.step === "prompt");
@@ -249,9 +258,9 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       files: [
         ...BUNDLE_CONFIG_FILES,
         ...(facts.upstreamCaFiles ?? []).map((_, i) => `upstream-ca-${i}.pem`),
-        ...(ws.gate ? [GATE_CONFIG_FILE] : []),
+        ...(upstreams.length > 0 ? [GATE_CONFIG_FILE] : []),
       ].map((f) => ({ name: f, mode: "0400" })),
-      secrets: routes.map((r) => r.valueEnv),
+      secrets: [...routes.map((r) => r.valueEnv), ...identityEnvs(upstreams)],
     },
     labels: L.objectLabels(labels, "bundle"),
   };
@@ -349,7 +358,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       allowlist,
       routes,
       upstreamCaFiles: facts.upstreamCaFiles ?? [],
-      ...(ws.gate ? { gitGate: { upstreams: [ws.gate] } } : {}),
+      ...(upstreams.length > 0 ? { gitGate: { upstreams } } : {}),
     },
     workspace: ws.workspace,
     agent: {
@@ -370,7 +379,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
 
 interface WorkspaceParts {
   workspace: Plan["workspace"];
-  gate?: GateUpstreamPlan;
+  gate?: HostUpstreamPlan;
   agentMount?: MountPlan;
   warnings: string[];
 }
@@ -422,7 +431,7 @@ function workspacePlan(
       `workspace: git: ${facts.cwd ?? "this directory"} is not inside a git repository`,
     );
   }
-  const gate: GateUpstreamPlan = {
+  const gate: HostUpstreamPlan = {
     name: "workspace",
     kind: "host",
     hostGitDir: repo.gitDir,
@@ -447,6 +456,106 @@ function workspacePlan(
     gate,
     warnings: [],
   };
+}
+
+/**
+ * The agent file's `git:` upstreams. Each gets a mirror in the gate named
+ * after the repository, a clone at its `path` (default `/workspace/<repo>`,
+ * or `~/<repo>` when /workspace holds the user's repository), and the
+ * identity as an env var of the gate daemon. An ssh upstream's server key is
+ * checked against the host's known_hosts file (read at launch).
+ */
+function declaredUpstreams(
+  agentName: string,
+  baseDir: string,
+  def: AgentDefinition,
+  facts: HostFacts,
+  vmAgent: boolean,
+  ws: WorkspaceParts,
+  firstSecret: number,
+): RemoteUpstreamPlan[] {
+  if (def.git.length === 0) return [];
+  if (vmAgent) {
+    throw new UserError(
+      `Agent "${agentName}": git upstreams are not supported on the smolmachines backend yet: remove git: or use --backend docker`,
+    );
+  }
+  const taken = new Set(ws.gate ? [ws.gate.name] : []);
+  const paths = new Set<string>();
+  return def.git.map((g, i) => {
+    const repoName = repoNameOf(g.url);
+    let name = repoName;
+    for (let n = 2; taken.has(name); n++) name = `${repoName}-${n}`;
+    taken.add(name);
+    const path = g.path ?? (ws.gate ? `${AGENT_HOME}/${name}` : `${WORKSPACE}/${name}`);
+    if (ws.gate && (path === WORKSPACE || path.startsWith(`${WORKSPACE}/`))) {
+      throw new UserError(
+        `Agent "${agentName}": git upstream ${g.url}: path ${path} is inside /workspace, which holds the clone of ${ws.workspace.hostPath}: choose another path or --workspace none`,
+      );
+    }
+    if (paths.has(path)) {
+      throw new UserError(
+        `Agent "${agentName}": two git upstreams clone into ${path}: give one a path`,
+      );
+    }
+    paths.add(path);
+    if (g.url.startsWith("file://")) {
+      throw new UserError(
+        `Agent "${agentName}": git upstream ${g.url}: the gate runs in the bundle, which cannot see this host's files: a repository here is the workspace (run bottle inside it)`,
+      );
+    }
+    const ssh = !/^https?:\/\//.test(g.url);
+    const key = g.identity?.ssh_key;
+    const token = g.identity?.token;
+    if (ssh && token) {
+      throw new UserError(
+        `Agent "${agentName}": git upstream ${g.url}: a token is for https:// URLs; this one needs identity.ssh_key`,
+      );
+    }
+    if (!ssh && key) {
+      throw new UserError(
+        `Agent "${agentName}": git upstream ${g.url}: an ssh_key is for ssh URLs; this one needs identity.token`,
+      );
+    }
+    const valueEnv = `BOTTLE_GIT_IDENTITY_${firstSecret + i}`;
+    const identity = key
+      ? { kind: "ssh-key" as const, valueEnv, source: key }
+      : token
+      ? { kind: "token" as const, valueEnv, source: token }
+      : undefined;
+    const knownHosts = g.known_hosts
+      ? (isAbsolute(g.known_hosts) ? g.known_hosts : resolve(baseDir, g.known_hosts))
+      : facts.homeDir
+      ? join(facts.homeDir, ".ssh", "known_hosts")
+      : undefined;
+    return {
+      name,
+      kind: "remote",
+      url: `http://127.0.0.1:${PORTS.gitGate}/${name}.git`,
+      remoteUrl: g.url,
+      path,
+      ...(identity ? { identity } : {}),
+      ...(ssh && knownHosts ? { knownHostsFile: knownHosts } : {}),
+      policy: {
+        branches: g.branches,
+        maxPushBytes: toBytes(def.push.max_size),
+        allowTags: def.push.allow_tags,
+        hooks: def.push.hooks,
+      },
+    };
+  });
+}
+
+/** `git@host:team/tool.git` -> `tool`, made safe for a URL path and a directory name. */
+export function repoNameOf(url: string): string {
+  const last = url.replace(/[?#].*$/, "").replace(/\/+$/, "").split(/[/:]/).pop() ?? "";
+  const name = last.replace(/\.git$/, "").toLowerCase().replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+  return !name || name === "workspace" ? "upstream" : name;
+}
+
+function identityEnvs(upstreams: GateUpstreamPlan[]): string[] {
+  return upstreams.flatMap((u) => u.kind === "remote" && u.identity ? [u.identity.valueEnv] : []);
 }
 
 /** "64m" -> bytes (k, m, g are powers of 1024). */

@@ -158,11 +158,19 @@ export interface GatePolicyPlan {
   hooks: string[];
 }
 
-/** One upstream the git gate serves. */
-export interface GateUpstreamPlan {
+/** One upstream the git gate serves: the user's repository, or one the agent file declares. */
+export type GateUpstreamPlan = HostUpstreamPlan | RemoteUpstreamPlan;
+
+interface UpstreamBase {
   /** Its name in the gate's URLs (`<name>.git`). */
   name: string;
-  /** `host`: the user's repository, on this host. */
+  /** The upstream's URL inside the agent (the gate's). */
+  url: string;
+  policy: GatePolicyPlan;
+}
+
+/** The user's repository, on this host. */
+export interface HostUpstreamPlan extends UpstreamBase {
   kind: "host";
   /** The host repository's git dir, bind-mounted into the bundle at `bundlePath`. */
   hostGitDir: string;
@@ -171,9 +179,22 @@ export interface GateUpstreamPlan {
   landingPrefix: string;
   /** Uncommitted changes become one commit on the starting branch (made at launch). */
   carryChanges: boolean;
-  /** The upstream's URL inside the agent. */
-  url: string;
-  policy: GatePolicyPlan;
+}
+
+/**
+ * A declared upstream (`git:`): the gate mirrors it with the identity, and
+ * pushes what it accepts on to it before the agent's push returns.
+ */
+export interface RemoteUpstreamPlan extends UpstreamBase {
+  kind: "remote";
+  /** The real URL: only the bundle talks to it; inside the agent it is rewritten to `url`. */
+  remoteUrl: string;
+  /** Where the agent's clone goes. */
+  path: string;
+  /** The push identity: an env var of the gate daemon, set from `source` at launch. */
+  identity?: { kind: "ssh-key" | "token"; valueEnv: string; source: SecretRef };
+  /** ssh upstreams: the host file whose entries the bundle checks the server's key against. */
+  knownHostsFile?: string;
 }
 
 export type ProvisionStep =
@@ -193,6 +214,8 @@ export type ProvisionStep =
     url: string;
     path: string;
     identity: { name?: string; email?: string };
+    /** A declared upstream's real URL: cloned as `origin`, rewritten to `url` (`url.<url>.insteadOf`). */
+    insteadOf?: string;
   };
 
 export interface Plan {

@@ -1,6 +1,7 @@
 /**
- * Resolves the value of every credential route of a plan, keyed by the env
- * var of the egress daemon that will carry it. Called at launch only.
+ * Resolves the value of every secret a plan's bundle holds (credential
+ * routes, git upstream identities), keyed by the env var of the daemon that
+ * will carry it. Called at launch only.
  */
 import type { Plan } from "../plan/plan_types.ts";
 import { resolveSecret } from "./resolve_secret.ts";
@@ -13,6 +14,14 @@ export async function resolveRouteSecrets(
   const out: Record<string, string> = {};
   for (const r of plan.bundle.routes) {
     out[r.valueEnv] = await resolveSecret(r.source, { env, baseDir, what: `route "${r.host}"` });
+  }
+  for (const u of plan.bundle.gitGate?.upstreams ?? []) {
+    if (u.kind !== "remote" || !u.identity) continue;
+    out[u.identity.valueEnv] = await resolveSecret(u.identity.source, {
+      env,
+      baseDir,
+      what: `git upstream ${u.remoteUrl}`,
+    });
   }
   return out;
 }

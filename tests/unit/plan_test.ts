@@ -179,7 +179,9 @@ const inRepo = (over: Partial<HostFacts> = {}) =>
   facts({ cwd: "/proj/src", repo: REPO, hostUser: { uid: 1000, gid: 1001 }, ...over });
 
 Deno.test("plan: the agent has no network and reaches the bundle only by its sockets", async () => {
-  const p = makePlan(await reviewer(), inRepo());
+  const r = await reviewer();
+  // Its declared upstream clones into /workspace, which the repository's clone holds.
+  const p = makePlan({ ...r, definition: { ...r.definition, git: [] } }, inRepo());
   const agent = p.agent.container!;
   assert.equal(agent.network, "none");
   assert.deepEqual(agent.capDrop, ["ALL"]);
@@ -220,7 +222,7 @@ Deno.test("plan: --backend overrides the definition", () => {
 
 Deno.test("plan: smolmachines bottles get a VM section with whole cpus and MiB", async () => {
   const r = await reviewer();
-  const noMounts = { ...r, definition: { ...r.definition, mounts: [] } };
+  const noMounts = { ...r, definition: { ...r.definition, mounts: [], git: [] } };
   const p = makePlan(noMounts, facts({ backend: "smolmachines" }));
   assert.deepEqual(p.vm, {
     machine: "bottle-reviewer-abc123",
@@ -280,7 +282,8 @@ Deno.test("plan: inside a repository the workspace is a clone through the gate",
     branch: "main",
   });
   const [gate] = p.bundle.gitGate!.upstreams;
-  assert.equal(gate!.landingPrefix, `refs/heads/bottle/${p.bottle.name}/`);
+  assert.equal(gate!.kind, "host");
+  assert.equal(gate!.kind === "host" && gate!.landingPrefix, `refs/heads/bottle/${p.bottle.name}/`);
   assert.equal(gate!.url, "http://127.0.0.1:8080/workspace.git");
   assert.deepEqual(gate!.policy, {
     branches: ["*"],
@@ -344,4 +347,86 @@ Deno.test("plan: where a clone cannot work, the default falls back with a warnin
       /workspace: git: /,
     );
   }
+});
+
+function withGit(a: LoadedAgent, git: unknown[]): LoadedAgent {
+  const branches = ["bottle/*"];
+  return {
+    ...a,
+    definition: {
+      ...a.definition,
+      git: git.map((g) => ({ branches, ...(g as object) })) as LoadedAgent["definition"]["git"],
+    },
+  };
+}
+
+Deno.test("plan: declared upstreams get a gate mirror each, cloned by their real URL", () => {
+  const a = withGit(builtin(), [
+    { url: "git@github.com:team/Tool.git", identity: { ssh_key: { file: "~/.ssh/k" } } },
+    { url: "https://example.com/other/tool.git/", identity: { token: { env: "T" } } },
+    { url: "https://example.com/lib", path: "/opt/lib" },
+  ]);
+  const p = makePlan(a, facts({ homeDir: "/home/u" }));
+  assert.ok(p.bundle.daemons.includes("git-gate"));
+  const ups = p.bundle.gitGate!.upstreams;
+  assert.deepEqual(ups.map((u) => [u.name, u.kind, u.url]), [
+    ["tool", "remote", "http://127.0.0.1:8080/tool.git"],
+    ["tool-2", "remote", "http://127.0.0.1:8080/tool-2.git"],
+    ["lib", "remote", "http://127.0.0.1:8080/lib.git"],
+  ]);
+  const [ssh, https, anon] = ups.map((u) => (u.kind === "remote" ? u : assert.fail("remote")));
+  assert.equal(ssh!.path, "/workspace/tool");
+  assert.equal(ssh!.knownHostsFile, "/home/u/.ssh/known_hosts");
+  assert.equal(ssh!.identity?.kind, "ssh-key");
+  assert.equal(https!.knownHostsFile, undefined);
+  assert.equal(https!.identity?.kind, "token");
+  assert.equal(anon!.identity, undefined);
+  assert.deepEqual(ssh!.policy.branches, ["bottle/*"]);
+  // Identities are bundle secrets (set at launch), never agent env.
+  const envs = [ssh!.identity!.valueEnv, https!.identity!.valueEnv];
+  for (const e of envs) assert.ok(p.bundle.container.startInput!.secrets.includes(e), e);
+  assert.equal(new Set([...envs, ...p.bundle.routes.map((r) => r.valueEnv)]).size, 3);
+  for (const e of envs) assert.equal(p.agent.env[e], undefined);
+  const clones = p.provision.filter((s) => s.step === "clone");
+  assert.deepEqual(clones.map((c) => [c.path, c.step === "clone" && c.insteadOf]), [
+    ["/workspace/tool", "git@github.com:team/Tool.git"],
+    ["/workspace/tool-2", "https://example.com/other/tool.git/"],
+    ["/opt/lib", "https://example.com/lib"],
+  ]);
+  assert.ok(p.bundle.container.startInput!.files.some((f) => f.name === "git-gate.json"));
+});
+
+Deno.test("plan: beside the repository's workspace, declared upstreams clone into the home", () => {
+  const p = makePlan(withGit(builtin(), [{ url: "ssh://git@h:2222/srv/x.git" }]), inRepo());
+  const ups = p.bundle.gitGate!.upstreams;
+  assert.deepEqual(ups.map((u) => u.name), ["workspace", "x"]);
+  const x = ups[1]!;
+  assert.equal(x.kind === "remote" && x.path, "/home/agent/x");
+  assert.deepEqual(p.provision.filter((s) => s.step === "clone").map((s) => s.path), [
+    "/workspace",
+    "/home/agent/x",
+  ]);
+});
+
+Deno.test("plan: declared upstreams that cannot work are refused with the way out", () => {
+  const refused = (git: unknown[], f: HostFacts, re: RegExp) =>
+    assert.throws(() => makePlan(withGit(builtin(), git), f), re);
+  refused([{ url: "https://h/r.git", path: "/workspace/r" }], inRepo(), /inside \/workspace/);
+  refused(
+    [{ url: "https://h/a/r.git" }, { url: "https://h/b/r.git", path: "/workspace/r" }],
+    facts(),
+    /two git upstreams clone into \/workspace\/r/,
+  );
+  refused(
+    [{ url: "git@h:r.git", identity: { token: { env: "T" } } }],
+    facts(),
+    /needs identity\.ssh_key/,
+  );
+  refused(
+    [{ url: "https://h/r.git", identity: { ssh_key: { env: "K" } } }],
+    facts(),
+    /needs identity\.token/,
+  );
+  refused([{ url: "file:///srv/r.git" }], facts(), /cannot see this host's files/);
+  refused([{ url: "https://h/r.git" }], facts({ backend: "smolmachines" }), /--backend docker/);
 });

@@ -23,6 +23,7 @@ export async function provision(
   const home = plan.agent.home;
   const homeEntries: TarEntryInput[] = [];
   const rootCalls: Promise<unknown>[] = [];
+  let clones: Promise<unknown> = bundleReady;
   for (const step of plan.provision) {
     switch (step.step) {
       case "ca-trust":
@@ -41,8 +42,9 @@ export async function provision(
         break;
       }
       case "clone":
-        // After the CAs: nothing else waits for the bundle.
-        rootCalls.push(bundleReady.then(() =>
+        // Once the bundle serves: nothing else waits for it. One at a time,
+        // as each may write the agent's ~/.gitconfig.
+        clones = clones.then(() =>
           runtime.exec(place, [
             "sh",
             "-c",
@@ -52,8 +54,9 @@ export async function provision(
             step.path,
             step.identity.name ?? "",
             step.identity.email ?? "",
+            step.insteadOf ?? "",
           ], { user: step.user })
-        ));
+        );
         break;
       case "skills":
         for (const dir of step.dirs) {
@@ -68,18 +71,24 @@ export async function provision(
   const homeCall = homeEntries.length > 0
     ? runtime.copyIn(place, home, writeTar(dedupe(homeEntries)), user)
     : Promise.resolve();
-  const results = await Promise.allSettled([...rootCalls, homeCall]);
+  const results = await Promise.allSettled([...rootCalls, clones, homeCall]);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;
 }
 
 /**
- * Clones into the (empty) workspace, makes every remote branch a local one
+ * Clones into the (empty) target, makes every remote branch a local one
  * tracking it, and sets the user's name and email for the agent's commits.
+ * A declared upstream is cloned by its real URL, which the agent's git
+ * rewrites to the gate's, so `origin` reads as the user wrote it.
  */
 const CLONE_SCRIPT = `set -eu
-url=$1 dir=$2 name=$3 email=$4
+url=$1 dir=$2 name=$3 email=$4 real=$5
 export GIT_TERMINAL_PROMPT=0
+if [ -n "$real" ]; then
+  git config --global "url.$url.insteadOf" "$real"
+  url=$real
+fi
 git clone --quiet -- "$url" "$dir"
 cd "$dir"
 current=$(git symbolic-ref --quiet --short HEAD || true)

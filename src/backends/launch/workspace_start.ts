@@ -13,6 +13,7 @@ import { UserError } from "../../errors.ts";
 export async function gateStarts(plan: Plan): Promise<GateStarts> {
   const starts: GateStarts = {};
   for (const u of plan.bundle.gitGate?.upstreams ?? []) {
+    if (u.kind !== "host") continue;
     const root = plan.workspace.hostPath;
     const repo = root ? await findHostRepo(root) : undefined;
     if (!repo || repo.gitDir !== u.hostGitDir) {

@@ -6,7 +6,9 @@
  */
 import type { GatePolicyPlan } from "../../plan/plan_types.ts";
 
-export interface GateUpstream {
+export type GateUpstream = HostUpstream | RemoteUpstream;
+
+export interface HostUpstream {
   name: string;
   kind: "host";
   /** The host repository's git dir as the bundle sees it. */
@@ -17,6 +19,17 @@ export interface GateUpstream {
   policy: GatePolicyPlan;
 }
 
+/** A declared upstream: mirrored from `url` and pushed on to it, with the identity in `identity.env`. */
+export interface RemoteUpstream {
+  name: string;
+  kind: "remote";
+  url: string;
+  identity?: { kind: "ssh-key" | "token"; env: string };
+  /** ssh: the known_hosts entries the server's key must match. */
+  knownHosts?: string;
+  policy: GatePolicyPlan;
+}
+
 export interface GateConfig {
   bottle: string;
   listen: { host: string; port: number; socket?: string };
@@ -24,6 +37,8 @@ export interface GateConfig {
   /** The gate's own bare mirrors, one `<name>.git` per upstream, and its hooks. */
   mirrorsDir: string;
   upstreams: GateUpstream[];
+  /** Extra CAs (files in the bundle) trusted toward https upstreams besides the system roots. */
+  upstreamCaFiles?: string[];
   /** Env vars of the daemon that hold this bottle's secrets (never committed: the scan looks for them). */
   secretEnv: string[];
 }
@@ -42,9 +57,14 @@ export function parseGateConfig(value: unknown): GateConfig {
   if (!Array.isArray(c.secretEnv)) fail("secretEnv is not a list");
   for (const u of c.upstreams) {
     if (!/^[a-z0-9][a-z0-9-]*$/.test(u.name)) fail(`bad upstream name ${JSON.stringify(u.name)}`);
-    if (u.kind !== "host") fail(`upstream ${u.name}: unknown kind`);
-    if (!/^refs\/heads\/bottle\/[a-z0-9-]+\/$/.test(u.landingPrefix)) {
-      fail(`upstream ${u.name}: bad landingPrefix`);
+    if (u.kind === "host") {
+      if (!/^refs\/heads\/bottle\/[a-z0-9-]+\/$/.test(u.landingPrefix)) {
+        fail(`upstream ${u.name}: bad landingPrefix`);
+      }
+    } else if (u.kind === "remote") {
+      if (typeof u.url !== "string" || u.url.startsWith("-")) fail(`upstream ${u.name}: bad url`);
+    } else {
+      fail(`upstream ${(u as { name: string }).name}: unknown kind`);
     }
     const p = u.policy;
     if (!Array.isArray(p?.branches) || !Number.isInteger(p.maxPushBytes)) {

@@ -31,14 +31,25 @@ export function gitEnv(extra: Record<string, string> = {}): Record<string, strin
   };
 }
 
-/** `git --git-dir=DIR ARGS` with the gate's config and a clean env. */
+/** `git --git-dir=DIR ARGS` with the gate's config and a clean env (`noGitDir`: a clone to DIR). */
 export function git(
   gitDir: string,
   args: string[],
-  opts: { env?: Record<string, string>; stdin?: string; check?: boolean; safe?: boolean } = {},
+  opts: {
+    env?: Record<string, string>;
+    stdin?: string;
+    check?: boolean;
+    safe?: boolean;
+    noGitDir?: boolean;
+  } = {},
 ): Promise<RunResult> {
   return run(
-    ["git", ...(opts.safe === false ? [] : SAFE_CONFIG), `--git-dir=${gitDir}`, ...args],
+    [
+      "git",
+      ...(opts.safe === false ? [] : SAFE_CONFIG),
+      ...(opts.noGitDir ? [] : [`--git-dir=${gitDir}`]),
+      ...args,
+    ],
     {
       clearEnv: true,
       env: gitEnv(opts.env),

@@ -11,12 +11,15 @@ import { AuditLog } from "../audit_log.ts";
 import { type GateConfig, type GateUpstream, readGateConfig } from "./gate_config.ts";
 import { isZero, type RefUpdate, refViolation, sizeViolation, type Violation } from "./policy.ts";
 import { scanPatch } from "./secret_scan.ts";
+import { pushOn, type RemoteAccess } from "./remote_upstream.ts";
 import { git } from "./gate_git.ts";
 import { mirrorPath } from "./mirror.ts";
 import { run } from "../../proc/runner.ts";
 
 export const GATE_CONFIG_ENV = "BOTTLE_GATE_CONFIG";
 export const GATE_SECRETS_ENV = "BOTTLE_GATE_SECRETS";
+/** How to reach each declared upstream (remote_upstream.ts), for the push on. */
+export const GATE_REMOTE_ACCESS_ENV = "BOTTLE_GATE_REMOTE_ACCESS";
 
 /** Env of the hook's git commands: the repository and, in pre-receive, the quarantine. */
 function repoEnv(): Record<string, string> {
@@ -148,6 +151,41 @@ async function preReceive(
     });
     return 1;
   }
+  if (u.kind === "remote") {
+    // The upstream's verdict is the push's: on its rejection nothing is kept here either.
+    const access = (JSON.parse(Deno.env.get(GATE_REMOTE_ACCESS_ENV) ?? "{}") as Record<
+      string,
+      RemoteAccess
+    >)[u.name];
+    if (!access) {
+      console.error(`bottle git gate: rejected: no way to reach upstream ${u.name}`);
+      return 1;
+    }
+    const pushed = await pushOn(gitDir, access, updates, env);
+    if (!pushed.ok) {
+      for (const line of pushed.output.split("\n")) {
+        console.error(`bottle git gate: upstream: ${line}`);
+      }
+      console.error(`bottle git gate: rejected: [upstream] ${u.url} refused the push`);
+      audit.writeEvent("git-gate", {
+        upstream: u.name,
+        refs,
+        decision: "rejected",
+        reason: `[upstream] ${pushed.output.split("\n").slice(-3).join(" ")}`,
+      });
+      return 1;
+    }
+    for (const x of updates) {
+      console.error(`bottle git gate: ${x.ref} pushed to ${u.url}`);
+    }
+    audit.writeEvent("git-gate", {
+      upstream: u.name,
+      refs,
+      decision: "pushed",
+      reason: u.url,
+    });
+    return 0;
+  }
   audit.writeEvent("git-gate", { upstream: u.name, refs, decision: "accepted", reason: "policy" });
   return 0;
 }
@@ -159,6 +197,7 @@ async function postReceive(
   updates: RefUpdate[],
   audit: AuditLog,
 ): Promise<number> {
+  if (u.kind !== "host") return 0; // pushed on in pre-receive
   const mirror = mirrorPath(cfg.mirrorsDir, u);
   let failed = 0;
   for (const up of updates) {

@@ -7,9 +7,17 @@
  */
 import { readGateConfig } from "./gate_config.ts";
 import { makeMirror } from "./mirror.ts";
+import {
+  makeRemoteMirror,
+  MirrorRefresher,
+  type RemoteAccess,
+  remoteAccess,
+} from "./remote_upstream.ts";
 import { serveSmartHttp } from "./smart_http.ts";
-import { GATE_CONFIG_ENV, GATE_SECRETS_ENV } from "./hooks.ts";
+import { GATE_CONFIG_ENV, GATE_REMOTE_ACCESS_ENV, GATE_SECRETS_ENV } from "./hooks.ts";
 import { registerSecret } from "../../proc/secrets.ts";
+
+const SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt";
 
 /** `self`: how to run the bundle script again (the hooks are this script). */
 export async function main(
@@ -19,11 +27,9 @@ export async function main(
   const config = valueOf(args, "--config");
   const cfg = await readGateConfig(config);
   let secrets: string[] = [];
+  let all: Record<string, string> = {};
   if (args.includes("--secrets-from-stdin")) {
-    const all = JSON.parse(await new Response(Deno.stdin.readable).text()) as Record<
-      string,
-      string
-    >;
+    all = JSON.parse(await new Response(Deno.stdin.readable).text()) as Record<string, string>;
     secrets = cfg.secretEnv.map((k) => all[k]).filter((v): v is string => typeof v === "string");
     for (const s of secrets) registerSecret(s);
   }
@@ -39,14 +45,45 @@ export async function main(
       { mode: 0o755 },
     );
   }
-  for (const u of cfg.upstreams) await makeMirror(cfg.mirrorsDir, hooksDir, u);
+  const extraCaPems = await Promise.all(
+    (cfg.upstreamCaFiles ?? []).map((f) => Deno.readTextFile(f)),
+  );
+  const access = new Map<string, RemoteAccess>();
+  const made = await Promise.allSettled(cfg.upstreams.map(async (u) => {
+    if (u.kind === "host") return void await makeMirror(cfg.mirrorsDir, hooksDir, u);
+    const a = await remoteAccess(u, u.identity ? all[u.identity.env] : undefined, {
+      extraCaPems,
+      systemCaFile: SYSTEM_CA_FILE,
+    });
+    access.set(u.name, a);
+    await makeRemoteMirror(cfg.mirrorsDir, hooksDir, u, a);
+  }));
+  // One line per upstream the bottle cannot have, as the launch's error says.
+  const failed = made.flatMap((r) => (r.status === "rejected" ? [r.reason as Error] : []));
+  for (const err of failed) console.error(`git-gate: ${err.message}`);
+  if (failed.length > 0) return 1;
+  const refresher = new MirrorRefresher(cfg.mirrorsDir, access);
+  const remotes = new Map(cfg.upstreams.flatMap((u) => (u.kind === "remote" ? [[u.name, u]] : [])));
 
   const opts = {
     mirrorsDir: cfg.mirrorsDir,
     upstreams: new Set(cfg.upstreams.map((u) => u.name)),
+    // The agent sees the upstream as it is now, not as it was at launch.
+    beforeRefs: async (name: string) => {
+      const u = remotes.get(name);
+      if (!u) return undefined;
+      try {
+        await refresher.refresh(u);
+        return undefined;
+      } catch (err) {
+        console.error(`git-gate: ${(err as Error).message}`);
+        return `bottle git gate: ${(err as Error).message}`;
+      }
+    },
     env: {
       [GATE_CONFIG_ENV]: config,
       [GATE_SECRETS_ENV]: JSON.stringify(secrets),
+      [GATE_REMOTE_ACCESS_ENV]: JSON.stringify(Object.fromEntries(access)),
       ...passThrough(["DENO_DIR", "DENO_NO_UPDATE_CHECK", "NO_COLOR"]),
     },
   };

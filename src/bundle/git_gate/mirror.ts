@@ -7,7 +7,7 @@
  * uncommitted changes). The mirror's config and hooks are the gate's: the
  * agent reaches the mirror only through the smart HTTP protocol.
  */
-import type { GateUpstream } from "./gate_config.ts";
+import type { HostUpstream } from "./gate_config.ts";
 import { git } from "./gate_git.ts";
 
 export function mirrorPath(mirrorsDir: string, upstream: { name: string }): string {
@@ -17,7 +17,7 @@ export function mirrorPath(mirrorsDir: string, upstream: { name: string }): stri
 export async function makeMirror(
   mirrorsDir: string,
   hooksDir: string,
-  u: GateUpstream,
+  u: HostUpstream,
 ): Promise<string> {
   const dir = mirrorPath(mirrorsDir, u);
   await Deno.mkdir(dir, { recursive: true });

@@ -17,6 +17,8 @@ export interface SmartHttpOptions {
   upstreams: ReadonlySet<string>;
   /** Env of every backend (and so of the hooks). */
   env: Record<string, string>;
+  /** Run before each ref advertisement; a message fails the request with it (git's ERR line). */
+  beforeRefs?: (upstream: string) => Promise<string | undefined>;
 }
 
 export async function serveSmartHttp(req: Request, opts: SmartHttpOptions): Promise<Response> {
@@ -26,9 +28,12 @@ export async function serveSmartHttp(req: Request, opts: SmartHttpOptions): Prom
   const [, upstream, endpoint] = m;
   if (endpoint === "info/refs") {
     if (req.method !== "GET") return text(405, "method not allowed\n");
-    if (!SERVICES.includes(url.searchParams.get("service") ?? "")) {
+    const service = url.searchParams.get("service") ?? "";
+    if (!SERVICES.includes(service)) {
       return text(403, "only git's smart HTTP protocol is served\n");
     }
+    const failed = await opts.beforeRefs?.(upstream!);
+    if (failed) return errAdvertisement(service, failed);
   } else if (req.method !== "POST") return text(405, "method not allowed\n");
 
   const env: Record<string, string> = {
@@ -116,6 +121,19 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+/** A ref advertisement holding only `ERR <message>`: git prints "remote error: <message>". */
+function errAdvertisement(service: string, message: string): Response {
+  const line = `ERR ${message.replace(/[\r\n]+/g, " ").slice(0, 4000)}\n`;
+  const len = new TextEncoder().encode(line).length + 4;
+  return new Response(`${len.toString(16).padStart(4, "0")}${line}`, {
+    status: 200,
+    headers: {
+      "content-type": `application/x-${service}-advertisement`,
+      "cache-control": "no-cache",
+    },
+  });
 }
 
 function text(status: number, body: string): Response {
