@@ -523,11 +523,13 @@ function declaredUpstreams(
       : token
       ? { kind: "token" as const, valueEnv, source: token }
       : undefined;
-    const knownHosts = g.known_hosts
-      ? (isAbsolute(g.known_hosts) ? g.known_hosts : resolve(baseDir, g.known_hosts))
-      : facts.homeDir
-      ? join(facts.homeDir, ".ssh", "known_hosts")
-      : undefined;
+    const home = (p: string) => (facts.homeDir ? join(facts.homeDir, p) : undefined);
+    const file = g.known_hosts ?? "~/.ssh/known_hosts";
+    const knownHosts = file === "~" || file.startsWith("~/")
+      ? home(file.slice(2))
+      : isAbsolute(file)
+      ? file
+      : resolve(baseDir, file);
     return {
       name,
       kind: "remote",

@@ -365,6 +365,8 @@ Deno.test("plan: declared upstreams get a gate mirror each, cloned by their real
     { url: "git@github.com:team/Tool.git", identity: { ssh_key: { file: "~/.ssh/k" } } },
     { url: "https://example.com/other/tool.git/", identity: { token: { env: "T" } } },
     { url: "https://example.com/lib", path: "/opt/lib" },
+    { url: "ssh://h/a.git", known_hosts: "~/kh" },
+    { url: "ssh://h/b.git", known_hosts: "kh" },
   ]);
   const p = makePlan(a, facts({ homeDir: "/home/u" }));
   assert.ok(p.bundle.daemons.includes("git-gate"));
@@ -373,6 +375,12 @@ Deno.test("plan: declared upstreams get a gate mirror each, cloned by their real
     ["tool", "remote", "http://127.0.0.1:8080/tool.git"],
     ["tool-2", "remote", "http://127.0.0.1:8080/tool-2.git"],
     ["lib", "remote", "http://127.0.0.1:8080/lib.git"],
+    ["a", "remote", "http://127.0.0.1:8080/a.git"],
+    ["b", "remote", "http://127.0.0.1:8080/b.git"],
+  ]);
+  assert.deepEqual(ups.slice(3).map((u) => u.kind === "remote" && u.knownHostsFile), [
+    "/home/u/kh",
+    "/proj/kh",
   ]);
   const [ssh, https, anon] = ups.map((u) => (u.kind === "remote" ? u : assert.fail("remote")));
   assert.equal(ssh!.path, "/workspace/tool");
@@ -392,6 +400,8 @@ Deno.test("plan: declared upstreams get a gate mirror each, cloned by their real
     ["/workspace/tool", "git@github.com:team/Tool.git"],
     ["/workspace/tool-2", "https://example.com/other/tool.git/"],
     ["/opt/lib", "https://example.com/lib"],
+    ["/workspace/a", "ssh://h/a.git"],
+    ["/workspace/b", "ssh://h/b.git"],
   ]);
   assert.ok(p.bundle.container.startInput!.files.some((f) => f.name === "git-gate.json"));
 });
