@@ -9,13 +9,14 @@ import type { Engines } from "./engines.ts";
 import { runtimeFor } from "./engines.ts";
 import type { Backend } from "../plan/plan_types.ts";
 import * as L from "../labels.ts";
-import { bottleDir, keptAuditLog, readRecord } from "../state/bottle_record.ts";
+import { bottleDir, keptAuditLog, readRecord, writeRecord } from "../state/bottle_record.ts";
 import { landedBranches } from "../git/landed_branches.ts";
 import { checkBottleName, isBottleName } from "../state/bottle_name.ts";
 import { ownerAlive } from "../state/owner.ts";
 import { pathExists } from "../state/path_exists.ts";
 import { UserError } from "../errors.ts";
 import { saveAuditLog } from "./bundle/bundle_container.ts";
+import { fetchLandings } from "./workspace_copy.ts";
 import type { ContainerSummary } from "../engine/docker_cli.ts";
 
 export interface BottleSummary {
@@ -121,8 +122,58 @@ export class Bottles {
           .finally(() => docker.removeContainers([b.bundleContainer!]))
         : undefined,
     ]);
-    await Promise.all([docker.networkRemove(b.networks), docker.volumeRemove(b.volumes)]);
+    // A copied workspace's pushes come to the host repository before its
+    // volume goes; if they cannot, the volume and the record stay.
+    const record = b.hasState ? await readRecord(bottleDir(this.stateRoot, name)) : undefined;
+    const copy = record?.landing?.copy;
+    let kept: Error | undefined;
+    if (record?.landing && copy?.image && b.volumes.includes(copy.volume)) {
+      try {
+        await this.fetchCopied(name, { ...record.landing, ...copy });
+      } catch (err) {
+        kept = err as Error;
+      }
+    }
+    const volumes = kept ? b.volumes.filter((v) => v !== copy!.volume) : b.volumes;
+    await Promise.all([docker.networkRemove(b.networks), docker.volumeRemove(volumes)]);
+    if (kept) {
+      await writeRecord(bottleDir(this.stateRoot, name), {
+        ...record!,
+        networks: [],
+        volumes: [copy!.volume],
+      });
+      throw new UserError(
+        `${kept.message}\nThe pushes of ${name} are kept in volume ${
+          copy!.volume
+        }: once the cause is fixed, bottle fetch ${name} brings them and bottle stop ${name} removes it`,
+      );
+    }
     if (b.hasState) await Deno.remove(bottleDir(this.stateRoot, name), { recursive: true });
+  }
+
+  /**
+   * Brings a bottle's pushes into the host repository, where the engine
+   * does not share this host's files (elsewhere they are there as they
+   * happen). Returns the bottle's branches in the host repository.
+   */
+  async fetch(name: string): Promise<{ branches: string[]; copied: boolean }> {
+    const record = await readRecord(bottleDir(this.stateRoot, checkBottleName(name)));
+    if (!record) throw new UserError(`No bottle named "${name}" on this host (see bottle ls)`);
+    const landing = record.landing;
+    if (!landing) throw new UserError(`Bottle "${name}" has no git workspace: nothing to fetch`);
+    if (!landing.copy) return { branches: await landedBranches(landing), copied: false };
+    await this.fetchCopied(name, { ...landing, ...landing.copy });
+    return { branches: await landedBranches(landing), copied: true };
+  }
+
+  private async fetchCopied(
+    name: string,
+    l: { repo: string; prefix: string; volume: string; image?: string },
+  ): Promise<void> {
+    if (!l.image) {
+      throw new UserError(`Bottle "${name}" never started its bundle: nothing was pushed`);
+    }
+    await fetchLandings(this.engines.docker, { ...l, image: l.image });
   }
 
   /**

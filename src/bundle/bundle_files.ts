@@ -129,6 +129,7 @@ export async function makeBundleFiles(
               landingPrefix: u.landingPrefix,
               start: gateStarts[u.name] ?? { carried: false },
               policy: u.policy,
+              ...(u.transport === "copy" ? { copied: true } : {}),
             }
             : {
               name: u.name,

@@ -9,6 +9,7 @@ import { registerStop } from "./stop.ts";
 import { registerCleanup } from "./cleanup.ts";
 import { registerExec } from "./exec.ts";
 import { registerLogs } from "./logs.ts";
+import { registerFetch } from "./fetch.ts";
 
 export function registerBackendCommands(program: Command, ctx: CliContext): void {
   registerStart(program, ctx);
@@ -16,6 +17,7 @@ export function registerBackendCommands(program: Command, ctx: CliContext): void
   registerBuild(program, ctx);
   registerLs(program, ctx);
   registerStop(program, ctx);
+  registerFetch(program, ctx);
   registerCleanup(program, ctx);
   registerExec(program, ctx);
   registerLogs(program, ctx);

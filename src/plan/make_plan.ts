@@ -69,6 +69,8 @@ const AGENT_USER = "agent";
 const WORKSPACE = "/workspace";
 /** Where the bundle sees the host repository's git dir. */
 export const HOST_REPO_IN_BUNDLE = "/run/bottle/host-repo";
+/** Where a copied workspace's volume is in the bundle (its repository is `repo.git`). */
+export const WORKSPACE_COPY_IN_BUNDLE = "/var/lib/bottle/workspace";
 const AGENT_HOME = "/home/agent";
 const DEFAULT_PIDS = 1024;
 /** Hosts Claude Code itself needs, allowed whenever the agent program is claude. */
@@ -229,7 +231,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   // The bundle writes accepted pushes into the host repository itself, so
   // it then runs as the repository's user: the files it adds there are the
   // user's own (a container user would leave files the user cannot remove).
-  const bundleIds = ws.gate && facts.hostUser
+  const bundleIds = ws.gate?.transport === "mount" && facts.hostUser
     ? facts.hostUser
     : { uid: BUNDLE_UID, gid: BUNDLE_UID };
   const bundleUser = `${bundleIds.uid}:${bundleIds.gid}`;
@@ -242,8 +244,13 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     env: {},
     // Secrets reach the bundle on its stdin at start, not as container env.
     secretEnv: [],
-    volumes: vmAgent ? [] : [{ volume: sockets, target: SOCKETS_DIR, readonly: false }],
-    mounts: ws.gate
+    volumes: [
+      ...(vmAgent ? [] : [{ volume: sockets, target: SOCKETS_DIR, readonly: false }]),
+      ...(ws.gate?.copyVolume
+        ? [{ volume: ws.gate.copyVolume, target: WORKSPACE_COPY_IN_BUNDLE, readonly: false }]
+        : []),
+    ],
+    mounts: ws.gate?.transport === "mount"
       ? [{ source: ws.gate.hostGitDir, target: ws.gate.bundlePath, readonly: false }]
       : [],
     addHosts: facts.bundleAddHosts ?? [],
@@ -329,17 +336,23 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       subnet: "engine-assigned",
       labels: L.objectLabels(labels, "outbound-net"),
     }],
-    volumes: vmAgent ? [] : [{
-      name: sockets,
-      // In memory, owned by the bundle user, so the bundle can create its
-      // sockets whichever container mounts the volume first.
-      options: {
-        type: "tmpfs",
-        device: "tmpfs",
-        o: `uid=${bundleIds.uid},gid=${bundleIds.gid},mode=0755,size=1m`,
-      },
-      labels: L.objectLabels(labels, "sockets"),
-    }],
+    volumes: [
+      ...(vmAgent ? [] : [{
+        name: sockets,
+        // In memory, owned by the bundle user, so the bundle can create its
+        // sockets whichever container mounts the volume first.
+        options: {
+          type: "tmpfs",
+          device: "tmpfs",
+          o: `uid=${bundleIds.uid},gid=${bundleIds.gid},mode=0755,size=1m`,
+        },
+        labels: L.objectLabels(labels, "sockets"),
+      }]),
+      // On disk: it holds what the bottle pushes until it is fetched to the host.
+      ...(ws.gate?.copyVolume
+        ? [{ name: ws.gate.copyVolume, options: {}, labels: L.objectLabels(labels, "workspace") }]
+        : []),
+    ],
     bundle: {
       container: bundleContainer,
       daemons,
@@ -410,12 +423,13 @@ function workspacePlan(
       "not supported on the smolmachines backend yet: use --workspace none or --backend docker",
     );
   }
-  if (facts.engineSharesFilesystem === false) {
-    return cannot(
-      "the docker engine (DOCKER_HOST) may not see this host's files: use --workspace none or a local engine",
-    );
-  }
+  const remote = facts.engineSharesFilesystem === false;
   if (mode === "mount") {
+    if (remote) {
+      return cannot(
+        "the docker engine (DOCKER_HOST) may not see this host's files: use --workspace git, none, or a local engine",
+      );
+    }
     const source = facts.cwd ?? ".";
     return {
       workspace: { mode, guestPath: WORKSPACE, hostPath: source },
@@ -435,9 +449,11 @@ function workspacePlan(
     name: "workspace",
     kind: "host",
     hostGitDir: repo.gitDir,
-    bundlePath: HOST_REPO_IN_BUNDLE,
+    bundlePath: remote ? `${WORKSPACE_COPY_IN_BUNDLE}/repo.git` : HOST_REPO_IN_BUNDLE,
     landingPrefix: `refs/heads/bottle/${bottle}/`,
     carryChanges: true,
+    transport: remote ? "copy" : "mount",
+    ...(remote ? { copyVolume: `bottle-${bottle}-workspace` } : {}),
     url: `http://127.0.0.1:${PORTS.gitGate}/workspace.git`,
     policy: {
       branches: ["*"],

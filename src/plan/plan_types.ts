@@ -56,7 +56,7 @@ export interface NetworkPlan {
 /** A named engine volume (lives in the engine, so remote engines work alike). */
 export interface VolumePlan {
   name: string;
-  /** `docker volume create --opt` values: a tmpfs owned by the bundle user. */
+  /** `docker volume create --opt` values (the sockets' tmpfs; none for a disk volume). */
   options: Record<string, string>;
   labels: Record<string, string>;
 }
@@ -179,6 +179,16 @@ export interface HostUpstreamPlan extends UpstreamBase {
   landingPrefix: string;
   /** Uncommitted changes become one commit on the starting branch (made at launch). */
   carryChanges: boolean;
+  /**
+   * How the bundle reaches the host repository. `mount`: bind-mounted at
+   * `bundlePath`, and pushes land in it before the agent's push returns.
+   * `copy` (an engine that does not see this host's files): at launch the
+   * repository's branches and tags are copied through the engine into
+   * `copyVolume`, pushes land there, and `bottle fetch` or `bottle stop`
+   * brings them to the host repository.
+   */
+  transport: "mount" | "copy";
+  copyVolume?: string;
 }
 
 /**

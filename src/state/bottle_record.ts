@@ -30,8 +30,12 @@ export interface BottleRecord {
   bundleContainer: string;
   networks: string[];
   volumes: string[];
-  /** workspace: git: the host repository and the prefix its pushes land under. */
-  landing?: { repo: string; prefix: string };
+  /**
+   * workspace: git: the host repository and the prefix its pushes land
+   * under; `copy`: on an engine that does not see this host's files, the
+   * volume they land in first and the image that reads it (`bottle fetch`).
+   */
+  landing?: { repo: string; prefix: string; copy?: { volume: string; image?: string } };
 }
 
 export const RECORD_FILE = "bottle.json";

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { bottle, bottleEnv, interruptAt, projectWith } from "../helpers/bottle_env.ts";
 import { startRemoteEngine } from "../helpers/remote_engine.ts";
+import { run } from "../../src/proc/runner.ts";
 
 const AGENT_FILE = `version: 1
 agents:
@@ -127,6 +128,79 @@ Deno.test("remote engine: start, exec, logs, stop and cleanup over DOCKER_HOST=t
       assert.equal(c.code, 0, c.stderr);
       assert.match(c.stdout, /removed far-r2 \(docker\)/);
       assert.deepEqual(await labelledThere("far-r2"), []);
+    });
+
+    await t.step("the workspace is copied in; pushes come back with fetch and stop", async () => {
+      const git = (args: string[]) => run(["git", "-C", cwd, ...args]);
+      await git(["init", "--quiet", "--initial-branch=main"]);
+      await git(["config", "user.name", "U"]);
+      await git(["config", "user.email", "u@example.com"]);
+      await git(["add", "bottle.yaml"]);
+      await git(["commit", "--quiet", "-m", "first"]);
+      await git(["branch", "other"]);
+      await Deno.writeTextFile(`${cwd}/wip.txt`, "uncommitted\n");
+      const start = await bottle(["start", "far", "--detach", "--name", "w1"], env, { cwd });
+      assert.equal(start.code, 0, start.stderr);
+      const sh = (script: string) =>
+        bottle(["exec", "far-w1", "--", "sh", "-c", `cd /workspace && { ${script}; } 2>&1`], env);
+      const view = await sh("git branch --format='%(refname:short)' && cat wip.txt");
+      assert.equal(view.code, 0, view.stdout);
+      assert.deepEqual(view.stdout.trim().split("\n"), ["main", "other", "uncommitted"]);
+      const mounts = await remote.docker([
+        "inspect",
+        "--format",
+        "{{json .Mounts}}",
+        "bottle-far-w1-bundle",
+      ]);
+      assert.ok(!mounts.stdout.includes('"bind"'), mounts.stdout);
+
+      const push = await sh(
+        "echo one > a.txt && git add a.txt && git commit -qm one && git push origin main && git rev-parse HEAD",
+      );
+      assert.equal(push.code, 0, push.stdout);
+      assert.match(push.stdout, /kept as bottle\/far-w1\/main: `bottle fetch far-w1`/);
+      const tip = push.stdout.trim().split("\n").at(-1)!;
+      const landed = () =>
+        run([
+          "git",
+          "-C",
+          cwd,
+          "for-each-ref",
+          "--format=%(refname:short) %(objectname)",
+          "refs/heads/bottle/",
+        ])
+          .then((r) => r.stdout.trim());
+      assert.equal(await landed(), "", "a push reached this host's repository without fetch");
+
+      const fetched = await bottle(["fetch", "far-w1"], env);
+      assert.equal(fetched.code, 0, fetched.stderr);
+      assert.equal(fetched.stdout.trim(), "bottle/far-w1/main");
+      assert.equal(await landed(), `bottle/far-w1/main ${tip}`);
+      // Only the bottle's own branch: the user's main, index and working tree are as they were.
+      assert.equal((await git(["log", "-1", "--format=%s", "main"])).stdout.trim(), "first");
+      assert.equal((await git(["status", "--porcelain"])).stdout.trim(), "?? wip.txt");
+
+      const second = await sh(
+        "git checkout -qb later && echo two > b.txt && git add b.txt && git commit -qm two && git push -q origin later && git rev-parse HEAD",
+      );
+      assert.equal(second.code, 0, second.stdout);
+      // The user moved the bottle's branch here: the fetch cannot update it
+      // without forcing, so stop keeps the volume (and the record) rather than lose the push.
+      const mine = (await git(["commit-tree", "-p", "main", "-m", "mine", "main^{tree}"])).stdout
+        .trim();
+      await git(["update-ref", "refs/heads/bottle/far-w1/main", mine]);
+      const refused = await bottle(["stop", "far-w1"], env);
+      assert.notEqual(refused.code, 0, "stop removed pushes it could not fetch");
+      assert.match(refused.stderr, /kept in volume bottle-far-w1-workspace/);
+      assert.deepEqual(await labelledThere("far-w1"), ["bottle-far-w1-workspace"]);
+      await git(["update-ref", "-d", "refs/heads/bottle/far-w1/main"]);
+      const stop = await bottle(["stop", "far-w1"], env);
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.equal(
+        await landed(),
+        `bottle/far-w1/later ${second.stdout.trim().split("\n").at(-1)}\nbottle/far-w1/main ${tip}`,
+      );
+      assert.deepEqual(await labelledThere("far-w1"), []);
     });
   } finally {
     await bottle(["cleanup", "--all"], env);

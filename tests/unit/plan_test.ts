@@ -335,18 +335,42 @@ Deno.test("plan: workspace mount binds the current directory, with a warning", (
 });
 
 Deno.test("plan: where a clone cannot work, the default falls back with a warning and asking fails", () => {
-  const cases: Partial<HostFacts>[] = [{ backend: "smolmachines" }, {
-    engineSharesFilesystem: false,
-  }];
-  for (const over of cases) {
-    const p = makePlan(builtin(), inRepo(over));
-    assert.equal(p.workspace.mode, "none");
-    assert.ok(p.warnings.some((w) => w.startsWith("the workspace is empty: ")), p.warnings.join());
-    assert.throws(
-      () => makePlan(builtin(), inRepo({ ...over, workspace: "git" })),
-      /workspace: git: /,
-    );
-  }
+  const p = makePlan(builtin(), inRepo({ backend: "smolmachines" }));
+  assert.equal(p.workspace.mode, "none");
+  assert.ok(p.warnings.some((w) => w.startsWith("the workspace is empty: ")), p.warnings.join());
+  assert.throws(
+    () => makePlan(builtin(), inRepo({ backend: "smolmachines", workspace: "git" })),
+    /workspace: git: /,
+  );
+  // An engine that may not see this host's files cannot mount the directory.
+  assert.throws(
+    () => makePlan(builtin(), inRepo({ engineSharesFilesystem: false, workspace: "mount" })),
+    /workspace: mount: the docker engine \(DOCKER_HOST\) may not see this host's files/,
+  );
+});
+
+Deno.test("plan: on an engine that does not see this host's files the workspace is copied", () => {
+  const p = makePlan(builtin(), inRepo({ engineSharesFilesystem: false }));
+  assert.equal(p.workspace.mode, "git");
+  const gate = p.bundle.gitGate!.upstreams[0]!;
+  assert.ok(gate.kind === "host");
+  assert.equal(gate.transport, "copy");
+  assert.equal(gate.copyVolume, "bottle-claude-abc123-workspace");
+  assert.equal(gate.bundlePath, "/var/lib/bottle/workspace/repo.git");
+  // No bind mount; the volume instead, on disk, labelled as the bottle's.
+  const bundle = p.bundle.container;
+  assert.deepEqual(bundle.mounts, []);
+  assert.ok(
+    bundle.volumes.some((v) =>
+      v.volume === gate.copyVolume && v.target === "/var/lib/bottle/workspace" && !v.readonly
+    ),
+  );
+  const vol = p.volumes.find((v) => v.name === gate.copyVolume)!;
+  assert.deepEqual(vol.options, {});
+  assert.equal(vol.labels["bottle.id"], "claude-abc123");
+  // It writes only its own volume: its own uid, not the host user's.
+  assert.equal(bundle.user, "65532:65532");
+  assert.equal(makePlan(builtin(), inRepo()).bundle.container.user, "1000:1001");
 });
 
 function withGit(a: LoadedAgent, git: unknown[]): LoadedAgent {

@@ -23,7 +23,7 @@
 import type { DockerCli } from "../../engine/docker_cli.ts";
 import type { AgentRuntime, StartContext } from "../agent_runtime.ts";
 import type { LaunchRequest } from "./launch_request.ts";
-import type { Plan } from "../../plan/plan_types.ts";
+import type { HostUpstreamPlan, Plan } from "../../plan/plan_types.ts";
 import { checkLaunch, prepareLaunch } from "./prepare.ts";
 import { provision } from "./provision.ts";
 import { type BundleFiles, type GateStarts, makeBundleFiles } from "../../bundle/bundle_files.ts";
@@ -31,6 +31,8 @@ import { gateStarts } from "./workspace_start.ts";
 import { bundleAddress, saveAuditLog, startBundle } from "../bundle/bundle_container.ts";
 import { type BottleRecord, writeRecord } from "../../state/bottle_record.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
+import { fetchLandings, seedWorkspace } from "../workspace_copy.ts";
+import * as L from "../../labels.ts";
 import { hostname } from "node:os";
 
 export async function launch(
@@ -57,7 +59,10 @@ async function launchSteps(
 
   await using stack = new AsyncDisposableStack();
   const place = runtime.placeOf(plan);
-  const record = await openState(stack, req, place);
+  // Volumes not to remove: a copied workspace whose pushes could not be
+  // fetched (its record stays too, for `bottle fetch` and `bottle stop`).
+  const keep = new Set<string>();
+  const record = await openState(stack, req, place, keep);
   // The network and volume are made while images and secrets are looked up.
   // The agent needs no network, so it does not wait for it; the network's
   // removal waits for its creation to settle, whatever happens in between.
@@ -71,7 +76,7 @@ async function launchSteps(
   networks.catch(() => {}); // awaited by the bundle's branch and by teardown
   stack.defer(async () => {
     await networks.catch(() => {});
-    await removeShared(docker, plan);
+    await removeShared(docker, plan, keep);
   });
   stack.defer(() => removeContainers(docker, runtime, plan, place));
   const volumes = settled(
@@ -98,8 +103,50 @@ async function launchSteps(
   };
   await runtime.prepare({ ...base, stack });
 
+  // A copied workspace goes into its volume before the bundle starts; what
+  // the bottle pushed comes back before the volume goes, or the volume stays.
+  const copied = copiedHost(plan);
+  let seeded: Promise<void> = Promise.resolve();
+  if (copied) {
+    const seeder = `${plan.bundle.container.name}-seed`;
+    stack.defer(async () => {
+      if (!(await seeded.then(() => true, () => false))) {
+        await docker.removeContainers([seeder]);
+        return;
+      }
+      const landing = { repo: copied.hostGitDir, prefix: copied.landingPrefix };
+      try {
+        const got = await fetchLandings(docker, {
+          ...landing,
+          volume: copied.copyVolume!,
+          image: prepared.images.bundle,
+        });
+        for (const b of got) req.progress(`${b} is in the host repository`);
+      } catch (err) {
+        keep.add(copied.copyVolume!);
+        await writeRecord(plan.bottle.stateDir, {
+          ...record,
+          ...landingOf(plan, prepared.images.bundle),
+          networks: [],
+          volumes: [copied.copyVolume!],
+        });
+        throw new Error(
+          `${(err as Error).message}: the pushes are kept in volume ${copied.copyVolume}`,
+        );
+      }
+    });
+    req.progress("copying the repository to the bundle");
+    const starts = await starting;
+    seeded = seedWorkspace(docker, copied, starts[copied.name] ?? { carried: false }, {
+      image: prepared.images.bundle,
+      container: seeder,
+      labels: L.objectLabels(plan.labels, "seed"),
+    });
+    seeded.catch(() => {}); // awaited by the bundle's branch and by teardown
+  }
+
   throwIfCancelled(signal);
-  const bundleReady = networks.then(() => {
+  const bundleReady = Promise.all([networks, seeded]).then(() => {
     throwIfCancelled(signal);
     req.progress("starting the bundle");
     return startBundle(docker, plan, {
@@ -126,7 +173,11 @@ async function launchSteps(
   ]);
 
   throwIfCancelled(signal);
-  await writeRecord(plan.bottle.stateDir, { ...record, status: "running" });
+  await writeRecord(plan.bottle.stateDir, {
+    ...record,
+    ...landingOf(plan, prepared.images.bundle),
+    status: "running",
+  });
   if (req.detach) {
     stack.move(); // the bottle outlives this process; `bottle stop` releases it
     const n = plan.bottle.name;
@@ -156,13 +207,16 @@ async function openState(
   stack: AsyncDisposableStack,
   req: LaunchRequest,
   place: string,
+  keep: ReadonlySet<string>,
 ): Promise<BottleRecord> {
   const { plan } = req;
   const { stateDir } = plan.bottle;
   await Deno.mkdir(stateDir.slice(0, stateDir.lastIndexOf("/")), { recursive: true, mode: 0o700 });
   // Not recursive: a dir that exists means the name is taken, and is not ours to remove.
   await Deno.mkdir(stateDir, { mode: 0o700 });
-  stack.defer(() => Deno.remove(stateDir, { recursive: true }).catch(() => {}));
+  stack.defer(async () => {
+    if (keep.size === 0) await Deno.remove(stateDir, { recursive: true }).catch(() => {});
+  });
   const record: BottleRecord = {
     name: plan.bottle.name,
     agent: plan.bottle.agent,
@@ -185,16 +239,35 @@ async function openState(
   return record;
 }
 
-function landingOf(plan: Plan): Pick<BottleRecord, "landing"> {
-  const host = plan.bundle.gitGate?.upstreams.find((u) => u.kind === "host");
-  return host ? { landing: { repo: host.hostGitDir, prefix: host.landingPrefix } } : {};
+function landingOf(plan: Plan, image?: string): Pick<BottleRecord, "landing"> {
+  const host = copiedHost(plan) ?? plan.bundle.gitGate?.upstreams.find((u) => u.kind === "host");
+  if (!host || host.kind !== "host") return {};
+  return {
+    landing: {
+      repo: host.hostGitDir,
+      prefix: host.landingPrefix,
+      ...(host.copyVolume
+        ? { copy: { volume: host.copyVolume, ...(image ? { image } : {}) } }
+        : {}),
+    },
+  };
+}
+
+/** The host upstream when it is copied (an engine that does not see this host's files). */
+function copiedHost(plan: Plan): HostUpstreamPlan | undefined {
+  const u = plan.bundle.gitGate?.upstreams.find((u) => u.kind === "host");
+  return u?.kind === "host" && u.transport === "copy" ? u : undefined;
 }
 
 /** Networks and volumes, in parallel: nothing uses them once the containers are gone. */
-async function removeShared(docker: DockerCli, plan: Pick<Plan, "networks" | "volumes">) {
+async function removeShared(
+  docker: DockerCli,
+  plan: Pick<Plan, "networks" | "volumes">,
+  keep: ReadonlySet<string> = new Set(),
+) {
   await settled([
     docker.networkRemove(plan.networks.map((n) => n.name)),
-    docker.volumeRemove(plan.volumes.map((v) => v.name)),
+    docker.volumeRemove(plan.volumes.map((v) => v.name).filter((v) => !keep.has(v))),
   ]);
 }
 

@@ -17,6 +17,8 @@ export interface HostUpstream {
   /** Where the bottle's branch starts: the host's HEAD, or the commit carrying uncommitted changes. */
   start: { branch?: string; commit?: string; carried: boolean };
   policy: GatePolicyPlan;
+  /** `bundlePath` is the bundle's copy of the host repository (fetched back by `bottle fetch`). */
+  copied?: boolean;
 }
 
 /** A declared upstream: mirrored from `url` and pushed on to it, with the identity in `identity.env`. */

@@ -214,7 +214,11 @@ async function postReceive(
       `${up.ref}:${landing}`,
     ], { check: false });
     const short = landing.slice("refs/heads/".length);
-    if (r.code === 0) {
+    if (r.code === 0 && u.copied) {
+      console.error(
+        `bottle git gate: ${up.ref} kept as ${short}: \`bottle fetch ${cfg.bottle}\` (or stop) brings it to the host repository`,
+      );
+    } else if (r.code === 0) {
       console.error(`bottle git gate: ${up.ref} landed in the host repository as ${short}`);
     } else {
       failed++;
