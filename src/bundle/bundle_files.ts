@@ -111,11 +111,15 @@ export async function makeBundleFiles(
   if (gate) {
     const config: GateConfig = {
       bottle: plan.bottle.name,
-      listen: {
-        host: "127.0.0.1",
-        port: plan.bundle.ports.gitGate!,
-        socket: `${SOCKETS_DIR}/git-gate.sock`,
-      },
+      // Where egress listens: loopback and the socket, or (smolmachines) the bundle's address.
+      listen: plan.bundle.listen.socket
+        ? {
+          host: "127.0.0.1",
+          port: plan.bundle.ports.gitGate!,
+          socket: `${SOCKETS_DIR}/git-gate.sock`,
+        }
+        : { host: plan.bundle.listen.host, port: plan.bundle.ports.gitGate! },
+      ...(gate.auth ? { tokenEnv: gate.auth.tokenEnv } : {}),
       auditLog: AUDIT_LOG_IN_BUNDLE,
       mirrorsDir: GATE_MIRRORS_DIR,
       upstreamCaFiles: upstreamNames.map(inBundle),

@@ -215,6 +215,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       path: u.kind === "host" ? WORKSPACE : u.path,
       identity: facts.repo?.identity ?? facts.gitIdentity ?? {},
       ...(u.kind === "remote" ? { insteadOf: u.remoteUrl } : {}),
+      ...(vmAgent ? { gateToken: true } : {}),
     });
   }
   const prompt = provision.find((s) => s.step === "prompt");
@@ -267,7 +268,11 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
         ...(facts.upstreamCaFiles ?? []).map((_, i) => `upstream-ca-${i}.pem`),
         ...(upstreams.length > 0 ? [GATE_CONFIG_FILE] : []),
       ].map((f) => ({ name: f, mode: "0400" })),
-      secrets: [...routes.map((r) => r.valueEnv), ...identityEnvs(upstreams)],
+      secrets: [
+        ...routes.map((r) => r.valueEnv),
+        ...identityEnvs(upstreams),
+        ...(vmAgent && upstreams.length > 0 ? [GATE_TOKEN_ENV] : []),
+      ],
     },
     labels: L.objectLabels(labels, "bundle"),
   };
@@ -371,7 +376,11 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       allowlist,
       routes,
       upstreamCaFiles: facts.upstreamCaFiles ?? [],
-      ...(upstreams.length > 0 ? { gitGate: { upstreams } } : {}),
+      ...(upstreams.length > 0
+        ? {
+          gitGate: { upstreams, ...(vmAgent ? { auth: { tokenEnv: GATE_TOKEN_ENV } } : {}) },
+        }
+        : {}),
     },
     workspace: ws.workspace,
     agent: {
@@ -413,18 +422,18 @@ function workspacePlan(
   const chosen = facts.workspace ?? def.workspace;
   const mode = chosen ?? (facts.repo ? "git" : "none");
   const none: WorkspaceParts = { workspace: { mode: "none", guestPath: WORKSPACE }, warnings: [] };
-  const cannot = (why: string): WorkspaceParts => {
-    if (chosen) throw new UserError(`Agent "${agentName}": workspace: ${mode}: ${why}`);
-    return { ...none, warnings: [`the workspace is empty: ${why}`] };
+  // Only `mount` can be impossible, and it is never the default.
+  const cannot = (why: string): never => {
+    throw new UserError(`Agent "${agentName}": workspace: ${mode}: ${why}`);
   };
   if (mode === "none") return none;
-  if (vmAgent) {
-    return cannot(
-      "not supported on the smolmachines backend yet: use --workspace none or --backend docker",
-    );
-  }
   const remote = facts.engineSharesFilesystem === false;
   if (mode === "mount") {
+    if (vmAgent) {
+      return cannot(
+        "the smolmachines backend mounts nothing from this host: use --workspace git or none, or --backend docker",
+      );
+    }
     if (remote) {
       return cannot(
         "the docker engine (DOCKER_HOST) may not see this host's files: use --workspace git, none, or a local engine",
@@ -454,7 +463,7 @@ function workspacePlan(
     carryChanges: true,
     transport: remote ? "copy" : "mount",
     ...(remote ? { copyVolume: `bottle-${bottle}-workspace` } : {}),
-    url: `http://127.0.0.1:${PORTS.gitGate}/workspace.git`,
+    url: gateUrl(vmAgent, "workspace"),
     policy: {
       branches: ["*"],
       maxPushBytes: toBytes(def.push.max_size),
@@ -491,11 +500,6 @@ function declaredUpstreams(
   firstSecret: number,
 ): RemoteUpstreamPlan[] {
   if (def.git.length === 0) return [];
-  if (vmAgent) {
-    throw new UserError(
-      `Agent "${agentName}": git upstreams are not supported on the smolmachines backend yet: remove git: or use --backend docker`,
-    );
-  }
   const taken = new Set(ws.gate ? [ws.gate.name] : []);
   const paths = new Set<string>();
   return def.git.map((g, i) => {
@@ -549,7 +553,7 @@ function declaredUpstreams(
     return {
       name,
       kind: "remote",
-      url: `http://127.0.0.1:${PORTS.gitGate}/${name}.git`,
+      url: gateUrl(vmAgent, name),
       remoteUrl: g.url,
       path,
       ...(identity ? { identity } : {}),
@@ -563,6 +567,14 @@ function declaredUpstreams(
     };
   });
 }
+
+/** The gate as the agent reaches it: its relayed loopback port, or the bundle's address from a VM. */
+function gateUrl(vmAgent: boolean, name: string): string {
+  return `http://${vmAgent ? BUNDLE_ADDRESS : "127.0.0.1"}:${PORTS.gitGate}/${name}.git`;
+}
+
+/** The env var of the bundle that holds the gate's token, where the gate needs one. */
+export const GATE_TOKEN_ENV = "BOTTLE_GATE_TOKEN";
 
 /** `git@host:team/tool.git` -> `tool`, made safe for a URL path and a directory name. */
 export function repoNameOf(url: string): string {

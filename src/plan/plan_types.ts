@@ -226,6 +226,8 @@ export type ProvisionStep =
     identity: { name?: string; email?: string };
     /** A declared upstream's real URL: cloned as `origin`, rewritten to `url` (`url.<url>.insteadOf`). */
     insteadOf?: string;
+    /** The gate wants its token: the clone's URL carries it (given on stdin, never argv). */
+    gateToken?: boolean;
   };
 
 export interface Plan {
@@ -256,7 +258,15 @@ export interface Plan {
     /** Host files of extra CAs the bundle trusts toward upstreams (BOTTLE_UPSTREAM_CA_CERTS). */
     upstreamCaFiles: string[];
     /** The git gate's upstreams (with `git-gate` in `daemons`). */
-    gitGate?: { upstreams: GateUpstreamPlan[] };
+    gitGate?: {
+      upstreams: GateUpstreamPlan[];
+      /**
+       * Where the gate listens on an address the host reaches (smolmachines):
+       * every request must carry this bottle's gate token, made at launch and
+       * held by the bundle (`tokenEnv`) and by the agent's clones only.
+       */
+      auth?: { tokenEnv: string };
+    };
   };
   workspace: WorkspacePlan;
   agent: {

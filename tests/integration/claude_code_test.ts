@@ -5,9 +5,8 @@
  * route and CA plumbing. The fake is the only model; what it saw is what
  * left the bottle.
  *
- * smolmachines is not covered here: the fake smolvm runs its machines as
- * containers without a network (the VM's network path is not modelled), so
- * a machine's claude could not reach the bundle.
+ * smolmachines is not covered here yet (the fake smolvm's guests now reach
+ * the bundle's address as a VM does, so it could be).
  */
 import assert from "node:assert/strict";
 import {

@@ -180,3 +180,92 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
     await Deno.remove(cache, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("smolmachines: the workspace through the gate, which answers only the bottle's token", async () => {
+  await using fake = await fakeSmolvm({ dockerGuests: true });
+  await using be = await bottleEnv({ ...fake.env, SMOLVM: FAKE_SMOLVM });
+  const cwd = await projectWith(be, AGENT_FILE);
+  const git = (args: string[]) => run(["git", "-C", cwd, ...args]);
+  await git(["init", "--quiet", "--initial-branch=main"]);
+  await git(["config", "user.name", "Vm User"]);
+  await git(["config", "user.email", "vm@example.com"]);
+  await git(["add", "bottle.yaml"]);
+  await git(["commit", "--quiet", "-m", "first"]);
+  const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const accepted: string[] = [];
+  (async () => {
+    for await (const c of listener) {
+      accepted.push((c.remoteAddr as Deno.NetAddr).hostname);
+      c.close();
+    }
+  })().catch(() => {});
+  const name = "vmprobe-w1";
+  try {
+    const r = await bottle(["start", "vmprobe", "--detach", "--name", "w1"], be.env, { cwd });
+    assert.equal(r.code, 0, r.stderr);
+    const create = (await fake.log()).find((a) => a[0] === "machine" && a[1] === "create")!;
+    const bundleIp = flagValues(create, "--allow-cidr")[0]!.replace("/32", "");
+    const sh = (script: string) =>
+      bottle(["exec", name, "--", "sh", "-c", `cd /workspace && { ${script}; } 2>&1`], be.env);
+
+    // The clone, made in the VM through the gate at the bundle's address.
+    const view = await sh("git config remote.origin.url && git log --format=%s && cat bottle.yaml");
+    assert.equal(view.code, 0, view.stdout);
+    const [origin, subject] = view.stdout.trim().split("\n");
+    assert.equal(origin, `http://${bundleIp}:8080/workspace.git`);
+    assert.equal(subject, "first");
+
+    const push = await sh(
+      "echo vm > vm.txt && git add vm.txt && git commit -qm 'from the vm' && git push origin main && git rev-parse HEAD",
+    );
+    assert.equal(push.code, 0, push.stdout);
+    assert.match(push.stdout, /landed in the host repository as bottle\/vmprobe-w1\/main/);
+    assert.equal(
+      (await git(["rev-parse", "refs/heads/bottle/vmprobe-w1/main"])).stdout.trim(),
+      push.stdout.trim().split("\n").at(-1),
+    );
+
+    // The guest reaches the bundle and nothing else: the gate answers, a host listener does not.
+    const gateway = (await run([
+      "docker",
+      "network",
+      "inspect",
+      "--format",
+      "{{(index .IPAM.Config 0).Gateway}}",
+      `bottle-${name}-outbound`,
+    ])).stdout.trim();
+    const probe = await sh(
+      `curl -s -o /dev/null -w 'gate=%{http_code}\\n' http://${bundleIp}:8080/healthz; curl --noproxy '*' -s -m 5 -o /dev/null http://${gateway}:${port}/; echo "direct=$?"`,
+    );
+    assert.match(probe.stdout, /gate=200/);
+    // 28: timed out (the policy drops it); 52 would be the listener's empty reply.
+    assert.match(probe.stdout, /^direct=28$/m);
+    assert.deepEqual(accepted, [], "the guest reached a host listener");
+
+    // Another process on the host reaches the bundle's address, but not the repository.
+    const refs = `http://${bundleIp}:8080/workspace.git/info/refs?service=git-upload-pack`;
+    const anon = await fetch(refs);
+    await anon.body?.cancel();
+    assert.equal(anon.status, 401);
+    const header = await bottle(
+      ["exec", name, "--", "git", "config", "--global", "--get-regexp", "extraheader"],
+      be.env,
+    );
+    const auth = /Authorization: (Basic \S+)/.exec(header.stdout)?.[1];
+    assert.ok(auth, header.stdout);
+    const wrong = await fetch(refs, { headers: { authorization: "Basic Ym90dGxlOndyb25n" } });
+    await wrong.body?.cancel();
+    assert.equal(wrong.status, 401);
+    // Positive control: the agent's own credential is what the gate wants.
+    const withToken = await fetch(refs, { headers: { authorization: auth } });
+    await withToken.body?.cancel();
+    assert.equal(withToken.status, 200);
+  } finally {
+    listener.close();
+    const stop = await bottle(["stop", name], be.env);
+    assert.equal(stop.code, 0, stop.stderr);
+  }
+  assert.deepEqual(await labelled(`bottle.id=${name}`), NOTHING);
+  assert.match((await git(["branch", "--list", "bottle/*"])).stdout, /bottle\/vmprobe-w1\/main/);
+});

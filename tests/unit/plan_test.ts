@@ -334,13 +334,11 @@ Deno.test("plan: workspace mount binds the current directory, with a warning", (
   assert.ok(p.warnings.some((w) => /read-write, \.git included/.test(w)));
 });
 
-Deno.test("plan: where a clone cannot work, the default falls back with a warning and asking fails", () => {
-  const p = makePlan(builtin(), inRepo({ backend: "smolmachines" }));
-  assert.equal(p.workspace.mode, "none");
-  assert.ok(p.warnings.some((w) => w.startsWith("the workspace is empty: ")), p.warnings.join());
+Deno.test("plan: workspace: mount is refused where it cannot work", () => {
+  // The smolmachines backend mounts nothing from this host.
   assert.throws(
-    () => makePlan(builtin(), inRepo({ backend: "smolmachines", workspace: "git" })),
-    /workspace: git: /,
+    () => makePlan(builtin(), inRepo({ backend: "smolmachines", workspace: "mount" })),
+    /workspace: mount: the smolmachines backend mounts nothing/,
   );
   // An engine that may not see this host's files cannot mount the directory.
   assert.throws(
@@ -462,5 +460,30 @@ Deno.test("plan: declared upstreams that cannot work are refused with the way ou
     /needs identity\.token/,
   );
   refused([{ url: "file:///srv/r.git" }], facts(), /cannot see this host's files/);
-  refused([{ url: "https://h/r.git" }], facts({ backend: "smolmachines" }), /--backend docker/);
+});
+
+Deno.test("plan: on smolmachines the VM reaches the gate at the bundle's address, with a token", () => {
+  const p = makePlan(
+    withGit(builtin(), [{ url: "https://h/lib.git" }]),
+    inRepo({ backend: "smolmachines" }),
+  );
+  assert.equal(p.workspace.mode, "git");
+  const gate = p.bundle.gitGate!;
+  assert.deepEqual(gate.upstreams.map((u) => u.url), [
+    "http://{bundle.address}:8080/workspace.git",
+    "http://{bundle.address}:8080/lib.git",
+  ]);
+  // The gate listens where the host reaches it too: every request needs the bottle's token.
+  assert.deepEqual(gate.auth, { tokenEnv: "BOTTLE_GATE_TOKEN" });
+  assert.ok(p.bundle.container.startInput!.secrets.includes("BOTTLE_GATE_TOKEN"));
+  assert.equal(p.agent.env.BOTTLE_GATE_TOKEN, undefined);
+  const clones = p.provision.filter((s) => s.step === "clone");
+  assert.deepEqual(clones.map((c) => c.step === "clone" && c.gateToken), [true, true]);
+  // The VM's egress policy admits the bundle's address alone: that is where the gate is.
+  assert.deepEqual(p.vm!.allowCidrs, ["{bundle.address}/32"]);
+  assert.match(p.agent.env.NO_PROXY!, /\{bundle\.address\}/);
+  // On docker the gate is behind the agent's relay and wants no token.
+  const d = makePlan(builtin(), inRepo());
+  assert.equal(d.bundle.gitGate!.auth, undefined);
+  assert.ok(d.provision.every((s) => s.step !== "clone" || !s.gateToken));
 });

@@ -168,7 +168,10 @@ async function launchSteps(
       const { agentTrustPem } = await files();
       throwIfCancelled(signal);
       req.progress("provisioning");
-      return provision(runtime, place, plan, agentTrustPem, bundleReady);
+      const auth = plan.bundle.gitGate?.auth;
+      return provision(runtime, place, plan, agentTrustPem, bundleReady, {
+        ...(auth ? { gateToken: prepared.secretEnv[auth.tokenEnv]! } : {}),
+      });
     }),
   ]);
 

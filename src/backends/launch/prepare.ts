@@ -44,6 +44,9 @@ export async function prepareLaunch(req: LaunchRequest, docker: DockerCli): Prom
     ensureBottleImages(docker, plan.images, inputs, buildOpts),
   ]);
   throwIfCancelled(signal);
+  // The gate's token, where it needs one: made for this bottle, now.
+  const auth = plan.bundle.gitGate?.auth;
+  if (auth) secretEnv[auth.tokenEnv] = randomToken();
   return { secretEnv, images: { agent: built.run, bundle: built.bundle } };
 }
 
@@ -61,4 +64,9 @@ async function assertNameFree(docker: DockerCli, name: string, stateDir: string)
       `A bottle named "${name}" already exists: stop it first (bottle stop ${name}) or choose another --name`,
     );
   }
+}
+
+function randomToken(): string {
+  return [...crypto.getRandomValues(new Uint8Array(32))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -19,11 +19,17 @@ export async function provision(
   agentTrustPem: string,
   /** Settles once the bundle serves (a clone needs the git gate). */
   bundleReady: Promise<unknown> = Promise.resolve(),
+  /** The gate's token, for clones whose step says the gate wants it. */
+  secrets: { gateToken?: string } = {},
 ): Promise<void> {
   const home = plan.agent.home;
   const homeEntries: TarEntryInput[] = [];
   const rootCalls: Promise<unknown>[] = [];
   let clones: Promise<unknown> = bundleReady;
+  const gateToken = () => {
+    if (!secrets.gateToken) throw new Error("provision: a clone needs the gate's token");
+    return secrets.gateToken;
+  };
   for (const step of plan.provision) {
     switch (step.step) {
       case "ca-trust":
@@ -55,7 +61,11 @@ export async function provision(
             step.identity.name ?? "",
             step.identity.email ?? "",
             step.insteadOf ?? "",
-          ], { user: step.user })
+            step.gateToken ? "1" : "0",
+          ], {
+            user: step.user,
+            ...(step.gateToken ? { stdin: new TextEncoder().encode(gateToken()) } : {}),
+          })
         );
         break;
       case "skills":
@@ -80,11 +90,18 @@ export async function provision(
  * Clones into the (empty) target, makes every remote branch a local one
  * tracking it, and sets the user's name and email for the agent's commits.
  * A declared upstream is cloned by its real URL, which the agent's git
- * rewrites to the gate's, so `origin` reads as the user wrote it.
+ * rewrites to the gate's, so `origin` reads as the user wrote it. Where the
+ * gate wants its token (read from stdin), the agent's git sends it to the
+ * gate alone, as a header of every request there.
  */
 const CLONE_SCRIPT = `set -eu
-url=$1 dir=$2 name=$3 email=$4 real=$5
+url=$1 dir=$2 name=$3 email=$4 real=$5 token=$6
 export GIT_TERMINAL_PROMPT=0
+if [ "$token" = 1 ]; then
+  gate=$(printf '%s' "$url" | sed -E 's#^(https?://[^/]+/).*#\\1#')
+  basic=$(printf 'bottle:%s' "$(cat)" | base64 | tr -d '\\n')
+  git config --global "http.$gate.extraHeader" "Authorization: Basic $basic"
+fi
 if [ -n "$real" ]; then
   git config --global "url.$url.insteadOf" "$real"
   url=$real

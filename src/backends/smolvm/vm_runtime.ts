@@ -37,6 +37,8 @@ export class VmRuntime implements AgentRuntime {
   readonly name = "smolmachines" as const;
   /** The agent image as smolvm boots it; found by `prepare`, used by `start`. */
   #source: MachineSource | undefined;
+  /** The bundle's address, once `start` knows it. */
+  #address: string | undefined;
 
   constructor(private readonly smolvm: SmolvmCli, private readonly docker: DockerCli) {}
 
@@ -62,6 +64,7 @@ export class VmRuntime implements AgentRuntime {
     const source = this.#source;
     if (!source) throw new Error("VmRuntime.start before prepare");
     const address = await ctx.bundleAddress();
+    this.#address = address;
     await assertReachable(address, ctx.plan.bundle.ports.egress);
     ctx.progress(`creating the VM ${vm.machine}`);
     const archive = source.kind === "archive" ? await Deno.open(source.path) : undefined;
@@ -83,7 +86,12 @@ export class VmRuntime implements AgentRuntime {
   }
 
   async exec(place: string, argv: string[], opts: ExecOptions): Promise<RunResult> {
-    const full = asUser(opts.user, argv);
+    // Provisioning's argv names the bundle as the plan does (a clone's gate URL).
+    const address = this.#address;
+    const full = asUser(
+      opts.user,
+      address ? argv.map((a) => withBundleAddress(a, address)) : argv,
+    );
     const r = await this.smolvm.machineExec({
       name: place,
       argv: full,

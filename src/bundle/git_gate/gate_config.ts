@@ -41,6 +41,11 @@ export interface GateConfig {
   upstreams: GateUpstream[];
   /** Extra CAs (files in the bundle) trusted toward https upstreams besides the system roots. */
   upstreamCaFiles?: string[];
+  /**
+   * Where the gate listens on an address others on the host reach: the env
+   * var holding the token every request must carry (Basic, any user name).
+   */
+  tokenEnv?: string;
   /** Env vars of the daemon that hold this bottle's secrets (never committed: the scan looks for them). */
   secretEnv: string[];
 }

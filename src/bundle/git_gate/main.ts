@@ -16,6 +16,7 @@ import {
 import { serveSmartHttp } from "./smart_http.ts";
 import { GATE_CONFIG_ENV, GATE_REMOTE_ACCESS_ENV, GATE_SECRETS_ENV } from "./hooks.ts";
 import { registerSecret } from "../../proc/secrets.ts";
+import { timingSafeEqual } from "node:crypto";
 
 const SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -32,6 +33,7 @@ export async function main(
     all = JSON.parse(await new Response(Deno.stdin.readable).text()) as Record<string, string>;
     secrets = cfg.secretEnv.map((k) => all[k]).filter((v): v is string => typeof v === "string");
     for (const s of secrets) registerSecret(s);
+    if (cfg.tokenEnv && all[cfg.tokenEnv]) registerSecret(all[cfg.tokenEnv]!);
   }
 
   const hooksDir = `${cfg.mirrorsDir}/hooks`;
@@ -87,13 +89,24 @@ export async function main(
       ...passThrough(["DENO_DIR", "DENO_NO_UPDATE_CHECK", "NO_COLOR"]),
     },
   };
-  const handler = (req: Request): Promise<Response> | Response =>
-    new URL(req.url).pathname === "/healthz"
-      ? new Response("ok\n")
-      : serveSmartHttp(req, opts).catch((err) => {
-        console.error(`git-gate: ${(err as Error).message}`);
-        return new Response("git gate error\n", { status: 500 });
+  const token = cfg.tokenEnv ? all[cfg.tokenEnv] : undefined;
+  if (cfg.tokenEnv && !token) {
+    console.error(`git-gate: its token (${cfg.tokenEnv}) is missing from the bundle's secrets`);
+    return 1;
+  }
+  const handler = (req: Request): Promise<Response> | Response => {
+    if (new URL(req.url).pathname === "/healthz") return new Response("ok\n");
+    if (token && !hasToken(req, token)) {
+      return new Response("this bottle's gate token is required\n", {
+        status: 401,
+        headers: { "www-authenticate": 'Basic realm="bottle git gate"' },
       });
+    }
+    return serveSmartHttp(req, opts).catch((err) => {
+      console.error(`git-gate: ${(err as Error).message}`);
+      return new Response("git gate error\n", { status: 500 });
+    });
+  };
   const servers: Deno.HttpServer[] = [
     Deno.serve({ hostname: cfg.listen.host, port: cfg.listen.port, onListen: () => {} }, handler),
   ];
@@ -110,6 +123,21 @@ export async function main(
   await stop;
   await Promise.all(servers.map((s) => s.shutdown()));
   return 0;
+}
+
+/** Basic credentials whose password is the token (the user name is anything). */
+function hasToken(req: Request, token: string): boolean {
+  const m = /^Basic ([A-Za-z0-9+/=]+)$/.exec(req.headers.get("authorization") ?? "");
+  if (!m) return false;
+  let given: string;
+  try {
+    given = atob(m[1]!);
+  } catch {
+    return false;
+  }
+  const password = new TextEncoder().encode(given.slice(given.indexOf(":") + 1));
+  const want = new TextEncoder().encode(token);
+  return password.length === want.length && timingSafeEqual(password, want);
 }
 
 function valueOf(args: string[], flag: string): string {

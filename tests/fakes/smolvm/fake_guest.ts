@@ -3,9 +3,13 @@
  * (`FAKE_SMOLVM_GUEST=docker`). Each machine is a container of the
  * machine's image, with its own filesystem, running as root like a VM's
  * init, so provisioning, `claude` and probes run in a real Linux userland
- * instead of on the host. Its network is none: the contract's egress policy
- * (the allowed addresses only) is not modelled yet, so nothing in a guest can
- * reach anything at all (a stricter policy than smolvm's, never a looser one).
+ * instead of on the host. Its network models smolvm's egress policy: with no
+ * `--allow-cidr`, none at all; with some (this fake takes /32s only), the
+ * guest joins the docker network those addresses are on, and an iptables
+ * policy in its network namespace (set from outside it, by a helper with
+ * NET_ADMIN that the guest never has) lets out only packets to those
+ * addresses. DNS is closed (the docker resolver dropped): smolvm resolves
+ * only `--allow-host` names, and bottle's one never resolves.
  */
 import { Fail } from "./fake_errors.ts";
 
@@ -32,20 +36,102 @@ async function docker(args: string[]): Promise<{ code: number; out: string; err:
   return { code: status.code, out, err };
 }
 
+const IPTABLES_DOCKERFILE = `FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends iptables && rm -rf /var/lib/apt/lists/*
+`;
+
+/** A small image with iptables, built once (the helper that sets a guest's policy). */
+async function iptablesImage(): Promise<string> {
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(IPTABLES_DOCKERFILE),
+  );
+  const tag = `bottle-test/iptables:${
+    [...new Uint8Array(digest)].slice(0, 8).map((b) => b.toString(16).padStart(2, "0")).join("")
+  }`;
+  if ((await docker(["image", "inspect", tag])).code === 0) return tag;
+  const dir = await Deno.makeTempDir({ prefix: "fake-smolvm-iptables-" });
+  try {
+    await Deno.writeTextFile(`${dir}/Dockerfile`, IPTABLES_DOCKERFILE);
+    const r = await docker(["build", "--quiet", "--tag", tag, dir]);
+    if (r.code !== 0) throw new Fail(`fake: could not build ${tag}: ${r.err.trim()}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  return tag;
+}
+
+/** The docker network holding every allowed address (the bundle's, in bottle's case). */
+async function networkOf(allowCidrs: string[]): Promise<string> {
+  const hosts = allowCidrs.map((c) => {
+    const [ip, prefix] = c.split("/");
+    if (prefix !== "32") throw new Fail(`fake smolvm: only /32 allow-cidrs are modelled, got ${c}`);
+    return ip!;
+  });
+  const ids = (await docker(["network", "ls", "-q"])).out.split("\n").filter(Boolean);
+  const r = await docker([
+    "network",
+    "inspect",
+    "--format",
+    "{{.Name}}{{range .Containers}} {{.IPv4Address}}{{end}}",
+    ...ids,
+  ]);
+  for (const line of r.out.split("\n")) {
+    const [net, ...addrs] = line.trim().split(" ");
+    const ips = new Set(addrs.map((a) => a.split("/")[0]));
+    if (net && hosts.every((h) => ips.has(h))) return net;
+  }
+  throw new Fail(`fake smolvm: no docker network holds ${hosts.join(", ")}`);
+}
+
+/** Only packets to the allowed addresses leave the guest (and nothing to docker's resolver). */
+async function confine(name: string, allowCidrs: string[]): Promise<void> {
+  const rules = [
+    "set -eu",
+    'ipt() { iptables "$@" 2>/dev/null || iptables-legacy "$@"; }',
+    "ipt -P OUTPUT DROP",
+    "ipt -A OUTPUT -d 127.0.0.11 -j DROP",
+    "ipt -A OUTPUT -o lo -j ACCEPT",
+    ...allowCidrs.map((c) => `ipt -A OUTPUT -d ${c} -j ACCEPT`),
+    "ip6tables -P OUTPUT DROP 2>/dev/null || ip6tables-legacy -P OUTPUT DROP 2>/dev/null || true",
+  ].join("\n");
+  const r = await docker([
+    "run",
+    "--rm",
+    "--network",
+    `container:${name}`,
+    "--cap-drop",
+    "ALL",
+    "--cap-add",
+    "NET_ADMIN",
+    "--cap-add",
+    "NET_RAW",
+    await iptablesImage(),
+    "sh",
+    "-c",
+    rules,
+  ]);
+  if (r.code !== 0) throw new Fail(`fake smolvm: could not set ${name}'s policy: ${r.err.trim()}`);
+}
+
 /** Starts (creating on first start) the guest container of a machine. */
 export async function startGuest(
   stateDir: string,
   machine: string,
   image: string,
   env: string[],
+  allowCidrs: string[] = [],
 ): Promise<void> {
   const name = guestContainer(stateDir, machine);
   const exists = await docker(["inspect", "--format", "{{.State.Status}}", name]);
   if (exists.code === 0) {
     const r = await docker(["start", name]);
     if (r.code !== 0) throw new Fail(`start guest ${name}: ${r.err.trim()}`);
+    // A started container has a new network namespace: its policy again.
+    if (allowCidrs.length > 0) await confine(name, allowCidrs);
     return;
   }
+  const network = allowCidrs.length > 0 ? await networkOf(allowCidrs) : "none";
   const r = await docker([
     "run",
     "-d",
@@ -54,7 +140,7 @@ export async function startGuest(
     "--label",
     `${GUEST_LABEL}=${stateDir}`,
     "--network",
-    "none",
+    network,
     "--user",
     "0",
     "--init",
@@ -65,6 +151,15 @@ export async function startGuest(
     "infinity",
   ]);
   if (r.code !== 0) throw new Fail(`start guest from ${image}: ${r.err.trim()}`);
+  if (allowCidrs.length > 0) {
+    try {
+      await confine(name, allowCidrs);
+    } catch (err) {
+      // A guest with a network but no policy must never run.
+      await docker(["rm", "-f", name]);
+      throw err;
+    }
+  }
 }
 
 export async function stopGuest(stateDir: string, machine: string): Promise<void> {

@@ -493,7 +493,7 @@ async function machineStart(args: string[]): Promise<number> {
   await Deno.mkdir(`${guestRoot(name)}/root`, { recursive: true });
   if (dockerGuests()) {
     if (!m.guestImage) throw new Fail(`start: machine '${name}' has no image to boot`);
-    await guest.startGuest(stateDir(), name, m.guestImage, m.env);
+    await guest.startGuest(stateDir(), name, m.guestImage, m.env, m.allowCidrs);
   }
   m.state = "running";
   m.pid = 10_000 + Math.floor(Math.random() * 50_000);
