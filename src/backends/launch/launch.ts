@@ -109,8 +109,11 @@ async function launchSteps(
   let seeded: Promise<void> = Promise.resolve();
   if (copied) {
     const seeder = `${plan.bundle.container.name}-seed`;
+    // Only a seeded volume can hold pushes: before that there is nothing to fetch.
+    let done = false;
     stack.defer(async () => {
-      if (!(await seeded.then(() => true, () => false))) {
+      await seeded.catch(() => {});
+      if (!done) {
         await docker.removeContainers([seeder]);
         return;
       }
@@ -141,7 +144,7 @@ async function launchSteps(
       image: prepared.images.bundle,
       container: seeder,
       labels: L.objectLabels(plan.labels, "seed"),
-    });
+    }).then(() => void (done = true));
     seeded.catch(() => {}); // awaited by the bundle's branch and by teardown
   }
 
@@ -243,8 +246,8 @@ async function openState(
 }
 
 function landingOf(plan: Plan, image?: string): Pick<BottleRecord, "landing"> {
-  const host = copiedHost(plan) ?? plan.bundle.gitGate?.upstreams.find((u) => u.kind === "host");
-  if (!host || host.kind !== "host") return {};
+  const host = plan.bundle.gitGate?.upstreams.find((u) => u.kind === "host");
+  if (host?.kind !== "host") return {};
   return {
     landing: {
       repo: host.hostGitDir,
