@@ -7,7 +7,7 @@
 import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
 import { bottlesOf } from "./backends.ts";
-import { terminalSafe } from "./terminal_safe.ts";
+import { terminalSafe } from "../text/terminal_safe.ts";
 
 export function registerFetch(program: Command, ctx: CliContext): void {
   program.command("fetch")

@@ -10,7 +10,7 @@ import { bottleDir, keptAuditLog, readRecord } from "../state/bottle_record.ts";
 import { checkBottleName } from "../state/bottle_name.ts";
 import { UserError } from "../errors.ts";
 import { enginesOf } from "./backends.ts";
-import { jsonTerminalSafe, terminalSafe } from "./terminal_safe.ts";
+import { jsonTerminalSafe, terminalSafe } from "../text/terminal_safe.ts";
 import { AUDIT_LOG_IN_BUNDLE } from "../bundle/init/bundle_manifest.ts";
 
 export function registerLogs(program: Command, ctx: CliContext): void {

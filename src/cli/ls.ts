@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
 import { bottlesOf } from "./backends.ts";
 import { table } from "./table.ts";
-import { terminalSafe } from "./terminal_safe.ts";
+import { jsonTerminalSafe, terminalSafe } from "../text/terminal_safe.ts";
 
 export function registerLs(program: Command, ctx: CliContext): void {
   program.command("ls")
@@ -12,7 +12,7 @@ export function registerLs(program: Command, ctx: CliContext): void {
     .action(async (opts: { json?: boolean }) => {
       const rows = await (await bottlesOf(ctx)).list();
       if (opts.json) {
-        ctx.out(JSON.stringify(rows, null, 2));
+        ctx.out(jsonTerminalSafe(JSON.stringify(rows, null, 2)));
         return;
       }
       ctx.out(table(
