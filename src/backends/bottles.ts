@@ -17,6 +17,7 @@ import { pathExists } from "../state/path_exists.ts";
 import { UserError } from "../errors.ts";
 import { saveAuditLog } from "./bundle/bundle_container.ts";
 import { fetchLandings } from "./workspace_copy.ts";
+import { removeLandingDirIfEmpty } from "../git/landing_dir.ts";
 import type { ContainerSummary } from "../engine/docker_cli.ts";
 
 export interface BottleSummary {
@@ -107,7 +108,7 @@ export class Bottles {
    * Removes everything a bottle owns; other bottles keep running. The audit
    * log is kept (`bottle logs` still shows it).
    */
-  async stop(name: string): Promise<void> {
+  async stop(name: string, opts: { discardPushes?: boolean } = {}): Promise<void> {
     const b = await this.find(name);
     const { docker } = this.engines;
     const runtime = b.place ? runtimeFor(this.engines, b.backend) : undefined;
@@ -127,12 +128,17 @@ export class Bottles {
     const record = b.hasState ? await readRecord(bottleDir(this.stateRoot, name)) : undefined;
     const copy = record?.landing?.copy;
     let kept: Error | undefined;
-    if (record?.landing && copy?.image && b.volumes.includes(copy.volume)) {
+    if (
+      record?.landing && copy?.image && b.volumes.includes(copy.volume) && !opts.discardPushes
+    ) {
       try {
         await this.fetchCopied(name, { ...record.landing, ...copy });
       } catch (err) {
         kept = err as Error;
       }
+    }
+    if (record?.landing && !copy) {
+      await removeLandingDirIfEmpty(record.landing.repo, record.landing.prefix);
     }
     const volumes = kept ? b.volumes.filter((v) => v !== copy!.volume) : b.volumes;
     await Promise.all([docker.networkRemove(b.networks), docker.volumeRemove(volumes)]);
@@ -145,7 +151,7 @@ export class Bottles {
       throw new UserError(
         `${kept.message}\nThe pushes of ${name} are kept in volume ${
           copy!.volume
-        }: once the cause is fixed, bottle fetch ${name} brings them and bottle stop ${name} removes it`,
+        }: once the cause is fixed, bottle fetch ${name} brings them and bottle stop ${name} removes it (bottle stop --discard-pushes ${name} drops them)`,
       );
     }
     if (b.hasState) await Deno.remove(bottleDir(this.stateRoot, name), { recursive: true });

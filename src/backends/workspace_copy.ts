@@ -18,6 +18,7 @@ import type { HostUpstream } from "../bundle/git_gate/gate_config.ts";
 import { HOST_GIT_ENV } from "../git/host_repo.ts";
 import { run, spawn } from "../proc/runner.ts";
 import { UserError } from "../errors.ts";
+import { terminalSafe } from "../text/terminal_safe.ts";
 import { BUNDLE_UID } from "../bundle/init/bundle_manifest.ts";
 
 /** What `fetch` needs, kept in the bottle's record. */
@@ -114,100 +115,151 @@ export async function seedWorkspace(
     docker.run(args, { stdin: pack.process.stdout }),
     pack.status,
   ]);
-  const packErr = packed.status === "fulfilled" && packed.value.code !== 0
-    ? await pack.stderrText()
-    : undefined;
-  if (packErr !== undefined) {
-    throw new UserError(`Could not copy ${u.hostGitDir} for the bottle: ${packErr.trim()}`);
-  }
+  // The container's failure first: a pack cut off by it fails only for that.
   if (seeded.status === "rejected") throw seeded.reason;
+  if (packed.status === "fulfilled" && packed.value.code !== 0) {
+    const why = (await pack.stderrText()).trim();
+    throw new UserError(`Could not copy ${u.hostGitDir} for the bottle: ${why}`);
+  }
 }
 
 /**
  * Brings the bottle's landed branches from its workspace volume into the
  * host repository; returns their short names (`bottle/<name>/<branch>`).
+ * The refs are listed first, objects the host lacks come as a git bundle
+ * (only what the host's branches at launch did not hold, else everything),
+ * and each ref is then set on the host only as a fast-forward (or created).
  */
 export async function fetchLandings(docker: DockerCli, l: CopiedLanding): Promise<string[]> {
-  const pattern = `${l.prefix.slice("refs/heads/".length)}*`;
-  const file = await Deno.makeTempFile({ prefix: "bottle-landings-", suffix: ".bundle" });
-  /** The landed branches as a git bundle in `file`; false when nothing landed. */
-  const read = async (thin: boolean): Promise<boolean> => {
-    const child = docker.spawn([
-      "run",
-      "--rm",
-      "--network",
-      "none",
-      "--user",
-      `${BUNDLE_UID}:${BUNDLE_UID}`,
-      "--cap-drop",
-      "ALL",
-      "--security-opt",
-      "no-new-privileges",
-      "--mount",
-      `type=volume,source=${l.volume},target=${SEED},readonly`,
-      "--entrypoint",
-      "sh",
-      l.image,
-      "-c",
-      // Nothing landed: no bundle (git refuses an empty one).
-      `set -eu
-cd ${SEED}/repo.git
-[ -n "$(git for-each-ref --count=1 "$1")" ] || exit 0
-if [ "$3" = thin ]; then
-  git bundle create --quiet - --branches="$2" --not --exclude='bottle/*' --branches --tags
-else
-  git bundle create --quiet - --branches="$2"
-fi`,
-      "fetch",
-      l.prefix,
-      pattern,
-      thin ? "thin" : "full",
-    ], { stdout: "capture", stderr: "capture" });
-    const out = await Deno.open(file, { write: true, truncate: true });
-    const [status, , stderr] = await Promise.all([
-      child.status,
-      child.process.stdout.pipeTo(out.writable),
-      child.stderrText(),
-    ]);
-    if (status.code !== 0) {
-      throw new UserError(
-        `Could not read the bottle's pushes from volume ${l.volume}: ${stderr.trim()}`,
-      );
+  const inVolume = (script: string, args: string[], stdout: Deno.FsFile | "text") =>
+    volumeRun(docker, l, script, args, stdout);
+  const listed = await inVolume(
+    `git --git-dir=${SEED}/repo.git for-each-ref --format='%(objectname) %(refname)' "$1"`,
+    [l.prefix],
+    "text",
+  );
+  const landed = listed.split("\n").filter(Boolean).map((line) => {
+    const [sha, ref] = line.split(" ");
+    return { sha: sha!, ref: ref! };
+  }).filter((x) => /^[0-9a-f]{40,64}$/.test(x.sha) && x.ref.startsWith(l.prefix));
+  if (landed.length === 0) return [];
+
+  const missing = async () => {
+    const out: string[] = [];
+    for (const x of landed) {
+      if ((await hostGit(l.repo, ["cat-file", "-e", `${x.sha}^{commit}`])).code !== 0) {
+        out.push(x.sha);
+      }
     }
-    return (await Deno.stat(file)).size > 0;
+    return out;
   };
-  try {
-    if (!(await read(true))) return [];
-    // The host may have lost commits the bottle started from (a branch
-    // deleted and pruned): then the whole history of the landed branches.
-    if ((await hostGit(l.repo, ["bundle", "verify", "--quiet", file])).code !== 0) {
-      await read(false);
+  if ((await missing()).length > 0) {
+    const file = await Deno.makeTempFile({ prefix: "bottle-landings-", suffix: ".bundle" });
+    try {
+      // Thin first; the host may have lost commits the bottle started from
+      // (a branch deleted and pruned), and a thin bundle may leave out a
+      // tip the launch's branches already held: then everything.
+      for (const thin of [true, false]) {
+        const out = await Deno.open(file, { write: true, truncate: true });
+        await inVolume(
+          `cd ${SEED}/repo.git
+if [ "$2" = thin ]; then
+  git bundle create --quiet - --branches="$1" --not --exclude='bottle/*' --branches --tags 2>/dev/null || true
+else
+  git bundle create --quiet - --branches="$1"
+fi`,
+          [`${l.prefix.slice("refs/heads/".length)}*`, thin ? "thin" : "full"],
+          out,
+        );
+        if ((await Deno.stat(file)).size === 0) continue;
+        const unbundled = await hostGit(l.repo, ["bundle", "unbundle", file]);
+        if (unbundled.code === 0 && (await missing()).length === 0) break;
+        if (!thin) {
+          throw new UserError(
+            `Could not bring the bottle's pushes into ${l.repo}: ${
+              unbundled.stderr.trim() || "commits are missing from the copy"
+            }`,
+          );
+        }
+      }
+    } finally {
+      await Deno.remove(file).catch(() => {});
     }
-    const fetched = await hostGit(l.repo, [
+  }
+
+  const refused: string[] = [];
+  for (const x of landed) {
+    const now = await hostGit(l.repo, ["rev-parse", "--verify", "--quiet", `${x.ref}^{commit}`]);
+    const old = now.code === 0 ? now.stdout.trim() : "";
+    if (old === x.sha) continue;
+    if (old && (await hostGit(l.repo, ["merge-base", "--is-ancestor", old, x.sha])).code !== 0) {
+      refused.push(`${x.ref.slice("refs/heads/".length)} (moved on this host: not a fast-forward)`);
+      continue;
+    }
+    // The old value (or none) must still hold: nothing is overwritten in between.
+    const set = await hostGit(l.repo, [
       "-c",
       "core.hooksPath=/dev/null",
-      "fetch",
-      "--quiet",
-      "--no-tags",
-      "--no-write-fetch-head",
-      "--no-auto-gc",
-      "--no-recurse-submodules",
-      file,
-      `${l.prefix}*:${l.prefix}*`,
+      "update-ref",
+      "-m",
+      "bottle fetch",
+      x.ref,
+      x.sha,
+      old || "0".repeat(x.sha.length),
     ]);
-    if (fetched.code !== 0) {
-      throw new UserError(
-        `Could not bring the bottle's pushes into ${l.repo}: ${fetched.stderr.trim()}`,
-      );
-    }
-    const heads = await hostGit(l.repo, ["bundle", "list-heads", file]);
-    return heads.stdout.split("\n").flatMap((line) => {
-      const ref = line.split(" ")[1];
-      return ref?.startsWith(l.prefix) ? [ref.slice("refs/heads/".length)] : [];
-    });
-  } finally {
-    await Deno.remove(file).catch(() => {});
+    if (set.code !== 0) refused.push(`${x.ref.slice("refs/heads/".length)} (${set.stderr.trim()})`);
   }
+  if (refused.length > 0) {
+    // Branch names are the agent's.
+    throw new UserError(
+      `Could not bring the bottle's pushes into ${l.repo}: ${terminalSafe(refused.join(", "))}`,
+    );
+  }
+  return landed.map((x) => x.ref.slice("refs/heads/".length));
+}
+
+/** A script in a short-lived container with the volume read-only; its stdout as text or into a file. */
+async function volumeRun(
+  docker: DockerCli,
+  l: CopiedLanding,
+  script: string,
+  args: string[],
+  stdout: Deno.FsFile | "text",
+): Promise<string> {
+  const child = docker.spawn([
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "--user",
+    `${BUNDLE_UID}:${BUNDLE_UID}`,
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+    "--mount",
+    `type=volume,source=${l.volume},target=${SEED},readonly`,
+    "--entrypoint",
+    "sh",
+    l.image,
+    "-c",
+    `set -eu\n${script}`,
+    "volume",
+    ...args,
+  ], { stdout: "capture", stderr: "capture" });
+  const [status, text, stderr] = await Promise.all([
+    child.status,
+    stdout === "text"
+      ? new Response(child.process.stdout).text()
+      : child.process.stdout.pipeTo(stdout.writable).then(() => ""),
+    child.stderrText(),
+  ]);
+  if (status.code !== 0) {
+    throw new UserError(
+      `Could not read the bottle's pushes from volume ${l.volume}: ${stderr.trim()}`,
+    );
+  }
+  return text;
 }
 
 function hostGit(gitDir: string, args: string[]) {

@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
 import { bottlesOf } from "./backends.ts";
 import { join } from "node:path";
+import { SilentExit } from "../errors.ts";
 
 export function registerCleanup(program: Command, ctx: CliContext): void {
   program.command("cleanup")
@@ -18,9 +19,16 @@ export function registerCleanup(program: Command, ctx: CliContext): void {
     .option("--logs", "also remove the audit logs kept for bottles that are gone")
     .action(async (opts: { all?: boolean; dryRun?: boolean; cache?: boolean; logs?: boolean }) => {
       const bottles = await bottlesOf(ctx);
+      // One bottle that cannot go (pushes it could not fetch) does not keep the others.
+      let failed = 0;
       for (const { name, backend } of await bottles.orphans(opts.all ?? false)) {
-        if (!opts.dryRun) await bottles.stop(name);
-        ctx.out(`${opts.dryRun ? "would remove" : "removed"} ${name} (${backend})`);
+        try {
+          if (!opts.dryRun) await bottles.stop(name);
+          ctx.out(`${opts.dryRun ? "would remove" : "removed"} ${name} (${backend})`);
+        } catch (err) {
+          failed++;
+          ctx.err(`bottle: could not remove ${name}: ${(err as Error).message}`);
+        }
       }
       if (opts.logs) {
         const live = new Set((await bottles.list()).map((b) => b.name));
@@ -38,5 +46,6 @@ export function registerCleanup(program: Command, ctx: CliContext): void {
           ctx.out(`${opts.dryRun ? "would remove" : "removed"} ${path}`);
         }
       }
+      if (failed > 0) throw new SilentExit(1);
     });
 }

@@ -7,10 +7,14 @@ export function registerStop(program: Command, ctx: CliContext): void {
   program.command("stop")
     .description("Stop bottles and remove everything they own (their audit logs are kept)")
     .argument("<bottle...>", "bottle names (see bottle ls)")
-    .action(async (names: string[]) => {
+    .option(
+      "--discard-pushes",
+      "on an engine that does not share this host's files: drop pushes not yet fetched",
+    )
+    .action(async (names: string[], opts: { discardPushes?: boolean }) => {
       const bottles = await bottlesOf(ctx);
       for (const name of names) {
-        await bottles.stop(name);
+        await bottles.stop(name, { discardPushes: opts.discardPushes ?? false });
         ctx.err(`bottle: stopped ${name}`);
       }
     });

@@ -155,7 +155,8 @@ Deno.test("remote engine: start, exec, logs, stop and cleanup over DOCKER_HOST=t
       assert.ok(!mounts.stdout.includes('"bind"'), mounts.stdout);
 
       const push = await sh(
-        "echo one > a.txt && git add a.txt && git commit -qm one && git push origin main && git rev-parse HEAD",
+        // `fresh` is a new branch at a commit the host has: nothing to bring but the branch.
+        "echo one > a.txt && git add a.txt && git commit -qm one && git push -q origin other:fresh && git push origin main && git rev-parse HEAD",
       );
       assert.equal(push.code, 0, push.stdout);
       assert.match(push.stdout, /kept as bottle\/far-w1\/main: `bottle fetch far-w1`/);
@@ -174,8 +175,9 @@ Deno.test("remote engine: start, exec, logs, stop and cleanup over DOCKER_HOST=t
 
       const fetched = await bottle(["fetch", "far-w1"], env);
       assert.equal(fetched.code, 0, fetched.stderr);
-      assert.equal(fetched.stdout.trim(), "bottle/far-w1/main");
-      assert.equal(await landed(), `bottle/far-w1/main ${tip}`);
+      const first = (await git(["rev-parse", "main"])).stdout.trim();
+      assert.equal(fetched.stdout.trim(), "bottle/far-w1/fresh\nbottle/far-w1/main");
+      assert.equal(await landed(), `bottle/far-w1/fresh ${first}\nbottle/far-w1/main ${tip}`);
       // Only the bottle's own branch: the user's main, index and working tree are as they were.
       assert.equal((await git(["log", "-1", "--format=%s", "main"])).stdout.trim(), "first");
       assert.equal((await git(["status", "--porcelain"])).stdout.trim(), "?? wip.txt");
@@ -198,7 +200,11 @@ Deno.test("remote engine: start, exec, logs, stop and cleanup over DOCKER_HOST=t
       assert.equal(stop.code, 0, stop.stderr);
       assert.equal(
         await landed(),
-        `bottle/far-w1/later ${second.stdout.trim().split("\n").at(-1)}\nbottle/far-w1/main ${tip}`,
+        [
+          `bottle/far-w1/fresh ${first}`,
+          `bottle/far-w1/later ${second.stdout.trim().split("\n").at(-1)}`,
+          `bottle/far-w1/main ${tip}`,
+        ].join("\n"),
       );
       assert.deepEqual(await labelledThere("far-w1"), []);
     });

@@ -32,7 +32,9 @@ import { bundleAddress, saveAuditLog, startBundle } from "../bundle/bundle_conta
 import { type BottleRecord, writeRecord } from "../../state/bottle_record.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
 import { fetchLandings, seedWorkspace } from "../workspace_copy.ts";
+import { removeLandingDirIfEmpty } from "../../git/landing_dir.ts";
 import * as L from "../../labels.ts";
+import { terminalSafe } from "../../text/terminal_safe.ts";
 import { hostname } from "node:os";
 
 export async function launch(
@@ -78,6 +80,48 @@ async function launchSteps(
     await networks.catch(() => {});
     await removeShared(docker, plan, keep);
   });
+  // What the bottle pushed into a copied workspace comes back once the
+  // containers are gone (nothing can push any more) and before the volume
+  // goes; if it cannot, the volume and the record stay.
+  const copied = copiedHost(plan);
+  let seeded: Promise<void> = Promise.resolve();
+  let seedDone = false;
+  let bundleImage: string | undefined;
+  if (copied) {
+    stack.defer(async () => {
+      await seeded.catch(() => {});
+      if (!seedDone || !bundleImage) {
+        await docker.removeContainers([`${plan.bundle.container.name}-seed`]);
+        return;
+      }
+      try {
+        const got = await fetchLandings(docker, {
+          repo: copied.hostGitDir,
+          prefix: copied.landingPrefix,
+          volume: copied.copyVolume!,
+          image: bundleImage,
+        });
+        for (const b of got) req.progress(`${terminalSafe(b)} is in the host repository`);
+      } catch (err) {
+        keep.add(copied.copyVolume!);
+        await writeRecord(plan.bottle.stateDir, {
+          ...record,
+          ...landingOf(plan, bundleImage),
+          networks: [],
+          volumes: [copied.copyVolume!],
+        });
+        throw new Error(
+          `${
+            (err as Error).message
+          }: the pushes are kept in volume ${copied.copyVolume} (bottle fetch ${plan.bottle.name}, then bottle stop ${plan.bottle.name})`,
+        );
+      }
+    });
+  }
+  const mounted = plan.bundle.gitGate?.upstreams.find((u) => u.kind === "host");
+  if (mounted?.kind === "host" && mounted.transport === "mount") {
+    stack.defer(() => removeLandingDirIfEmpty(mounted.hostGitDir, mounted.landingPrefix));
+  }
   stack.defer(() => removeContainers(docker, runtime, plan, place));
   const volumes = settled(
     plan.volumes.map((v) => docker.volumeCreate(v.name, { options: v.options, labels: v.labels })),
@@ -103,48 +147,16 @@ async function launchSteps(
   };
   await runtime.prepare({ ...base, stack });
 
-  // A copied workspace goes into its volume before the bundle starts; what
-  // the bottle pushed comes back before the volume goes, or the volume stays.
-  const copied = copiedHost(plan);
-  let seeded: Promise<void> = Promise.resolve();
+  // A copied workspace goes into its volume before the bundle starts.
   if (copied) {
-    const seeder = `${plan.bundle.container.name}-seed`;
-    // Only a seeded volume can hold pushes: before that there is nothing to fetch.
-    let done = false;
-    stack.defer(async () => {
-      await seeded.catch(() => {});
-      if (!done) {
-        await docker.removeContainers([seeder]);
-        return;
-      }
-      const landing = { repo: copied.hostGitDir, prefix: copied.landingPrefix };
-      try {
-        const got = await fetchLandings(docker, {
-          ...landing,
-          volume: copied.copyVolume!,
-          image: prepared.images.bundle,
-        });
-        for (const b of got) req.progress(`${b} is in the host repository`);
-      } catch (err) {
-        keep.add(copied.copyVolume!);
-        await writeRecord(plan.bottle.stateDir, {
-          ...record,
-          ...landingOf(plan, prepared.images.bundle),
-          networks: [],
-          volumes: [copied.copyVolume!],
-        });
-        throw new Error(
-          `${(err as Error).message}: the pushes are kept in volume ${copied.copyVolume}`,
-        );
-      }
-    });
     req.progress("copying the repository to the bundle");
     const starts = await starting;
+    bundleImage = prepared.images.bundle;
     seeded = seedWorkspace(docker, copied, starts[copied.name] ?? { carried: false }, {
-      image: prepared.images.bundle,
-      container: seeder,
+      image: bundleImage,
+      container: `${plan.bundle.container.name}-seed`,
       labels: L.objectLabels(plan.labels, "seed"),
-    }).then(() => void (done = true));
+    }).then(() => void (seedDone = true));
     seeded.catch(() => {}); // awaited by the bundle's branch and by teardown
   }
 
