@@ -68,7 +68,10 @@ const gitUrl = z.string().refine(
         JSON.stringify(iss.input)
       }`,
   },
-);
+).refine((s) => !/^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(s), {
+  // The URL is the agent's origin: a password in it would be the agent's.
+  error: "a password in the URL would reach the agent: put it in identity.token instead",
+});
 
 export const gitUpstream = z.strictObject({
   url: gitUrl.describe("The real upstream; only the git gate talks to it"),

@@ -251,9 +251,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
         ? [{ volume: ws.gate.copyVolume, target: WORKSPACE_COPY_IN_BUNDLE, readonly: false }]
         : []),
     ],
-    mounts: ws.gate?.transport === "mount"
-      ? [{ source: ws.gate.hostGitDir, target: ws.gate.bundlePath, readonly: false }]
-      : [],
+    mounts: ws.gate?.transport === "mount" ? hostRepoMounts(ws.gate) : [],
     addHosts: facts.bundleAddHosts ?? [],
     capDrop: ["ALL"],
     securityOpt: ["no-new-privileges"],
@@ -507,10 +505,12 @@ function declaredUpstreams(
     let name = repoName;
     for (let n = 2; taken.has(name); n++) name = `${repoName}-${n}`;
     taken.add(name);
-    const path = g.path ?? (ws.gate ? `${AGENT_HOME}/${name}` : `${WORKSPACE}/${name}`);
-    if (ws.gate && (path === WORKSPACE || path.startsWith(`${WORKSPACE}/`))) {
+    // /workspace is taken when it holds the user's repository (a clone, or the directory itself).
+    const inUse = ws.workspace.mode !== "none";
+    const path = g.path ?? (inUse ? `${AGENT_HOME}/${name}` : `${WORKSPACE}/${name}`);
+    if (inUse && (path === WORKSPACE || path.startsWith(`${WORKSPACE}/`))) {
       throw new UserError(
-        `Agent "${agentName}": git upstream ${g.url}: path ${path} is inside /workspace, which holds the clone of ${ws.workspace.hostPath}: choose another path or --workspace none`,
+        `Agent "${agentName}": git upstream ${g.url}: path ${path} is inside /workspace, which holds ${ws.workspace.hostPath}: choose another path or --workspace none`,
       );
     }
     if (paths.has(path)) {
@@ -532,6 +532,11 @@ function declaredUpstreams(
         `Agent "${agentName}": git upstream ${g.url}: a token is for https:// URLs; this one needs identity.ssh_key`,
       );
     }
+    if (token && g.url.startsWith("http://")) {
+      throw new UserError(
+        `Agent "${agentName}": git upstream ${g.url}: a token goes over https:// only`,
+      );
+    }
     if (!ssh && key) {
       throw new UserError(
         `Agent "${agentName}": git upstream ${g.url}: an ssh_key is for ssh URLs; this one needs identity.token`,
@@ -550,6 +555,11 @@ function declaredUpstreams(
       : isAbsolute(file)
       ? file
       : resolve(baseDir, file);
+    if (ssh && !knownHosts) {
+      throw new UserError(
+        `Agent "${agentName}": git upstream ${g.url}: no known_hosts file (HOME is not set): set known_hosts: in the agent file`,
+      );
+    }
     return {
       name,
       kind: "remote",
@@ -566,6 +576,22 @@ function declaredUpstreams(
       },
     };
   });
+}
+
+/**
+ * The host repository in the bundle: read-only but for what a landing
+ * writes, its objects and this bottle's own `refs/heads/bottle/<name>/`
+ * (made at launch). Config, hooks and every other ref stay read-only, so no
+ * daemon of the bundle (each parses the agent's traffic) can plant what runs
+ * on this host at the user's next git command, or move the user's branches.
+ */
+function hostRepoMounts(u: HostUpstreamPlan): MountPlan[] {
+  const refs = u.landingPrefix.replace(/\/$/, "");
+  return [
+    { source: u.hostGitDir, target: u.bundlePath, readonly: true },
+    { source: `${u.hostGitDir}/objects`, target: `${u.bundlePath}/objects`, readonly: false },
+    { source: `${u.hostGitDir}/${refs}`, target: `${u.bundlePath}/${refs}`, readonly: false },
+  ];
 }
 
 /** The gate as the agent reaches it: its relayed loopback port, or the bundle's address from a VM. */

@@ -171,6 +171,33 @@ Deno.test("git gate: the host repository in, pushes out under the bottle's own b
       ).join(" && "),
     );
     assert.deepEqual(probe.stdout.trim().split("\n"), ["200", "404", "404", "404", "404", "403"]);
+    // The bundle itself (its daemons parse the agent's traffic) can write the
+    // objects and this bottle's own refs of the host repository, nothing else.
+    const inBundle = await run([
+      "docker",
+      "exec",
+      `bottle-${name}-bundle`,
+      "sh",
+      "-c",
+      [
+        "hooks/pre-commit",
+        "config",
+        "refs/heads/main",
+        "refs/heads/bottle/other-bottle",
+        "objects/bottle-probe",
+        `refs/heads/bottle/${name}/probe`,
+      ].map((f) =>
+        `if touch /run/bottle/host-repo/${f} 2>/dev/null; then rm /run/bottle/host-repo/${f}; echo ${f}=written; else echo ${f}=refused; fi`
+      ).join("; "),
+    ]);
+    assert.deepEqual(inBundle.stdout.trim().split("\n"), [
+      "hooks/pre-commit=refused",
+      "config=refused",
+      "refs/heads/main=refused",
+      "refs/heads/bottle/other-bottle=refused",
+      "objects/bottle-probe=written",
+      `refs/heads/bottle/${name}/probe=written`,
+    ]);
     // Nor the host repository's path, or the bundle's files.
     const reach = await sh("ls /run/bottle/host-repo /var/lib/bottle/git 2>&1; echo done");
     assert.match(reach.stdout, /No such file or directory[\s\S]*No such file or directory/);
@@ -234,6 +261,23 @@ Deno.test("git gate: two bottles of one repository push the same branch without 
       be.env,
     );
     assert.doesNotMatch(seen.stdout, /bottle\//);
+    // Nor can it have them by id, in any protocol version (v2 would serve any
+    // object the mirror can read, and it borrows the host repository's).
+    const byId = await bottle([
+      "exec",
+      names[0]!,
+      "--",
+      "sh",
+      "-c",
+      `cd /workspace && git -c protocol.version=2 fetch -q origin ${
+        tips[0]
+      } && echo own-ok; git -c protocol.version=2 fetch -q origin ${
+        tips[1]
+      } 2>&1; git cat-file -t ${tips[1]} 2>&1 || echo other-absent`,
+    ], be.env);
+    assert.match(byId.stdout, /^own-ok$/m);
+    assert.match(byId.stdout, /not our ref|unadvertised object/);
+    assert.match(byId.stdout, /^other-absent$/m);
   } finally {
     await Promise.all(names.map((n) => bottle(["stop", n], be.env)));
   }

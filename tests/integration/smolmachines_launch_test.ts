@@ -261,6 +261,21 @@ Deno.test("smolmachines: the workspace through the gate, which answers only the 
     const withToken = await fetch(refs, { headers: { authorization: auth } });
     await withToken.body?.cancel();
     assert.equal(withToken.status, 200);
+    // Nor push: receive-pack wants the token as well.
+    const push0 = await fetch(`http://${bundleIp}:8080/workspace.git/git-receive-pack`, {
+      method: "POST",
+      headers: { "content-type": "application/x-git-receive-pack-request" },
+      body: "0000",
+    });
+    await push0.body?.cancel();
+    assert.equal(push0.status, 401);
+    // The token went to the VM on stdin: on no command line of smolvm's.
+    const token = atob(auth.slice("Basic ".length)).split(":")[1]!;
+    assert.ok(token.length >= 32);
+    assert.ok(
+      (await fake.log()).every((argv) => argv.every((a) => !a.includes(token))),
+      "the gate token is on an argv",
+    );
   } finally {
     listener.close();
     const stop = await bottle(["stop", name], be.env);

@@ -19,10 +19,13 @@ Deno.test("remote access: an https token is in git's env only, never its argv", 
   assert.ok(!a.config.join(" ").includes(TOKEN), "the token is on git's command line");
   assert.equal(a.env.BOTTLE_GATE_TOKEN, TOKEN);
   assert.equal(a.env.BOTTLE_GATE_USERNAME, "x-access-token");
-  // Helpers configured anywhere else are dropped before the gate's own.
-  const helpers = a.config.filter((c) => c.startsWith("credential.helper="));
+  // Helpers configured anywhere else are dropped; the gate's answers for the upstream only.
+  const helpers = a.config.filter((c) => /^credential\..*helper=/.test(c));
   assert.equal(helpers[0], "credential.helper=");
   assert.equal(helpers.length, 2);
+  assert.ok(helpers[1]!.startsWith("credential.https://git.example.helper=!"), helpers[1]);
+  // No redirect takes the token (or the pushes) to another host.
+  assert.ok(a.config.includes("http.followRedirects=false"));
   const ca = a.config.find((c) => c.startsWith("http.sslCAInfo="))!.split("=")[1]!;
   assert.match(await Deno.readTextFile(ca), /extra/);
   assert.equal((await Deno.stat(ca)).mode! & 0o077, 0);
@@ -49,13 +52,15 @@ Deno.test("remote access: ssh checks the host key strictly, with the key in a pr
     { extraCaPems: [], systemCaFile: "/nonexistent" },
   );
   const cmd = a.env.GIT_SSH_COMMAND!;
-  assert.ok(!cmd.includes("AAAA\n") && !JSON.stringify(a.config).includes("PRIVATE"));
+  assert.ok(!cmd.includes("AAAA") && !JSON.stringify(a.config).includes("PRIVATE"));
   for (
     const opt of [
       "StrictHostKeyChecking=yes",
       "BatchMode=yes",
       "IdentitiesOnly=yes",
       "-F /dev/null",
+      "GlobalKnownHostsFile=/dev/null",
+      "IdentityAgent=none",
     ]
   ) {
     assert.ok(cmd.includes(opt), `${opt} missing from ${cmd}`);
@@ -66,6 +71,17 @@ Deno.test("remote access: ssh checks the host key strictly, with the key in a pr
   const known = /UserKnownHostsFile=(\S+)/.exec(cmd)![1]!;
   assert.equal(await Deno.readTextFile(known), "git.example ssh-ed25519 AAAAC3\n");
   assert.equal(a.env.LD_PRELOAD, "libnss_wrapper.so");
+});
+
+Deno.test("remote access: a token is never sent over plain http", async () => {
+  await assert.rejects(
+    remoteAccess(
+      upstream("http://git.example/tool.git", { identity: { kind: "token", env: "T" } }),
+      TOKEN,
+      { extraCaPems: [], systemCaFile: "/nonexistent" },
+    ),
+    /over https only/,
+  );
 });
 
 Deno.test("remote access: a token upstream without its token fails at once", async () => {

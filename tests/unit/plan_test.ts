@@ -291,9 +291,16 @@ Deno.test("plan: inside a repository the workspace is a clone through the gate",
     allowTags: false,
     hooks: [],
   });
-  // Only the bundle sees the host repository; the agent gets a clone.
+  // Only the bundle sees the host repository, read-only but for the objects and
+  // this bottle's own refs; the agent gets a clone.
   assert.deepEqual(p.bundle.container.mounts, [
-    { source: "/proj/.git", target: "/run/bottle/host-repo", readonly: false },
+    { source: "/proj/.git", target: "/run/bottle/host-repo", readonly: true },
+    { source: "/proj/.git/objects", target: "/run/bottle/host-repo/objects", readonly: false },
+    {
+      source: "/proj/.git/refs/heads/bottle/claude-abc123",
+      target: "/run/bottle/host-repo/refs/heads/bottle/claude-abc123",
+      readonly: false,
+    },
   ]);
   assert.deepEqual(p.agent.container!.mounts, []);
   assert.ok(p.bundle.container.startInput!.files.some((f) => f.name === "git-gate.json"));
@@ -429,7 +436,10 @@ Deno.test("plan: declared upstreams get a gate mirror each, cloned by their real
 });
 
 Deno.test("plan: beside the repository's workspace, declared upstreams clone into the home", () => {
-  const p = makePlan(withGit(builtin(), [{ url: "ssh://git@h:2222/srv/x.git" }]), inRepo());
+  const p = makePlan(
+    withGit(builtin(), [{ url: "ssh://git@h:2222/srv/x.git" }]),
+    inRepo({ homeDir: "/home/u" }),
+  );
   const ups = p.bundle.gitGate!.upstreams;
   assert.deepEqual(ups.map((u) => u.name), ["workspace", "x"]);
   const x = ups[1]!;
@@ -438,6 +448,13 @@ Deno.test("plan: beside the repository's workspace, declared upstreams clone int
     "/workspace",
     "/home/agent/x",
   ]);
+  // With the directory mounted at /workspace, the same.
+  const m = makePlan(
+    withGit(builtin(), [{ url: "ssh://git@h:2222/srv/x.git" }]),
+    inRepo({ homeDir: "/home/u", workspace: "mount" }),
+  );
+  const mx = m.bundle.gitGate!.upstreams[0]!;
+  assert.equal(mx.kind === "remote" && mx.path, "/home/agent/x");
 });
 
 Deno.test("plan: declared upstreams that cannot work are refused with the way out", () => {
@@ -460,6 +477,18 @@ Deno.test("plan: declared upstreams that cannot work are refused with the way ou
     /needs identity\.token/,
   );
   refused([{ url: "file:///srv/r.git" }], facts(), /cannot see this host's files/);
+  refused(
+    [{ url: "http://h/r.git", identity: { token: { env: "T" } } }],
+    facts(),
+    /a token goes over https:\/\/ only/,
+  );
+  // A mounted directory is /workspace too: a clone there would write into the user's files.
+  refused(
+    [{ url: "https://h/r.git", path: "/workspace/r" }],
+    inRepo({ workspace: "mount" }),
+    /inside \/workspace/,
+  );
+  refused([{ url: "git@h:r.git" }], facts(), /no known_hosts file/);
 });
 
 Deno.test("plan: on smolmachines the VM reaches the gate at the bundle's address, with a token", () => {
@@ -476,7 +505,6 @@ Deno.test("plan: on smolmachines the VM reaches the gate at the bundle's address
   // The gate listens where the host reaches it too: every request needs the bottle's token.
   assert.deepEqual(gate.auth, { tokenEnv: "BOTTLE_GATE_TOKEN" });
   assert.ok(p.bundle.container.startInput!.secrets.includes("BOTTLE_GATE_TOKEN"));
-  assert.equal(p.agent.env.BOTTLE_GATE_TOKEN, undefined);
   const clones = p.provision.filter((s) => s.step === "clone");
   assert.deepEqual(clones.map((c) => c.step === "clone" && c.gateToken), [true, true]);
   // The VM's egress policy admits the bundle's address alone: that is where the gate is.

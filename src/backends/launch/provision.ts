@@ -110,7 +110,8 @@ git clone --quiet -- "$url" "$dir"
 cd "$dir"
 current=$(git symbolic-ref --quiet --short HEAD || true)
 git for-each-ref --format='%(refname:strip=3)' refs/remotes/origin | while read -r b; do
-  [ "$b" = HEAD ] || [ "$b" = "$current" ] || git branch --quiet --track "$b" "origin/$b"
+  case "$b" in HEAD|"$current"|-*) continue;; esac
+  git branch --quiet --track "$b" "origin/$b"
 done
 [ -z "$name" ] || git config user.name "$name"
 [ -z "$email" ] || git config user.email "$email"

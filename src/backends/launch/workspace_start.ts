@@ -9,6 +9,7 @@ import type { GateStarts } from "../../bundle/bundle_files.ts";
 import { findHostRepo } from "../../git/host_repo.ts";
 import { startingPoint } from "../../git/carry_changes.ts";
 import { UserError } from "../../errors.ts";
+import { makeLandingDir } from "../../git/landing_dir.ts";
 
 export async function gateStarts(plan: Plan): Promise<GateStarts> {
   const starts: GateStarts = {};
@@ -19,6 +20,7 @@ export async function gateStarts(plan: Plan): Promise<GateStarts> {
     if (!repo || repo.gitDir !== u.hostGitDir) {
       throw new UserError(`The repository at ${root} changed since the plan was made: start again`);
     }
+    if (u.transport === "mount") await makeLandingDir(u.hostGitDir, u.landingPrefix);
     const point = u.carryChanges
       ? await startingPoint(repo)
       : { ...(repo.head ? { commit: repo.head } : {}), carried: false };

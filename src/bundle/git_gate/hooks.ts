@@ -103,6 +103,8 @@ async function preReceive(
       "-p",
       "-U0",
       "--no-color",
+      // Binary files too: a key in a file with one NUL byte is still a key.
+      "--text",
       "--no-ext-diff",
       "--no-textconv",
       "--no-renames",
@@ -204,6 +206,9 @@ async function postReceive(
     if (isZero(up.new) || !up.ref.startsWith("refs/heads/")) continue;
     const landing = `${u.landingPrefix}${up.ref.slice("refs/heads/".length)}`;
     const r = await git(u.bundlePath, [
+      // The repository's logs/ is read-only in the bundle (only objects/ and this bottle's refs are not).
+      "-c",
+      "core.logAllRefUpdates=false",
       "fetch",
       "--quiet",
       "--no-tags",

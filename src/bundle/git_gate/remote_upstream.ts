@@ -40,18 +40,22 @@ export async function remoteAccess(
       await Deno.writeTextFile(bundle, [system, ...opts.extraCaPems].join("\n"), { mode: 0o600 });
       config.push("-c", `http.sslCAInfo=${bundle}`);
     }
+    // A redirect must not take the token (or the agent's pushes) elsewhere.
+    config.push("-c", "http.followRedirects=false");
     if (secret) {
-      const user = decodeURIComponent(new URL(u.url).username) || "x-access-token";
-      env.BOTTLE_GATE_USERNAME = user;
+      const url = new URL(u.url);
+      if (url.protocol !== "https:") {
+        throw new Error(`upstream ${u.name}: a token is sent over https only, not ${url.protocol}`);
+      }
+      env.BOTTLE_GATE_USERNAME = decodeURIComponent(url.username) || "x-access-token";
       env.BOTTLE_GATE_TOKEN = secret;
       config.push(
-        // The empty value drops any helper configured before this one.
+        // The empty value drops any helper configured before this one; the
+        // gate's answers for the upstream's own origin only.
         "-c",
         "credential.helper=",
         "-c",
-        `credential.helper=!f() { test "$1" = get && printf 'username=%s\\npassword=%s\\n' "$BOTTLE_GATE_USERNAME" "$BOTTLE_GATE_TOKEN"; }; f`,
-        "-c",
-        "credential.useHttpPath=true",
+        `credential.${url.origin}.helper=!f() { test "$1" = get && printf 'username=%s\\npassword=%s\\n' "$BOTTLE_GATE_USERNAME" "$BOTTLE_GATE_TOKEN"; }; f`,
       );
     }
     return { config, env };
@@ -131,9 +135,15 @@ export async function makeRemoteMirror(
   return dir;
 }
 
-/** The mirror's branches and tags set to the upstream's, one refresh at a time per mirror. */
+/**
+ * The mirror's branches and tags set to the upstream's. Requests that come
+ * while a refresh runs share it (one more is queued behind it for those
+ * that came after it started), so the agent cannot make the gate hammer
+ * the upstream with the user's identity faster than one fetch at a time.
+ */
 export class MirrorRefresher {
   #running = new Map<string, Promise<void>>();
+  #queued = new Map<string, Promise<void>>();
 
   constructor(
     private readonly mirrorsDir: string,
@@ -141,9 +151,20 @@ export class MirrorRefresher {
   ) {}
 
   refresh(u: RemoteUpstream): Promise<void> {
-    const prev = this.#running.get(u.name) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(() => this.#fetch(u));
-    this.#running.set(u.name, next);
+    const queued = this.#queued.get(u.name);
+    if (queued) return queued;
+    const running = this.#running.get(u.name);
+    const start = () => {
+      this.#queued.delete(u.name);
+      const p = this.#fetch(u).finally(() => {
+        if (this.#running.get(u.name) === p) this.#running.delete(u.name);
+      });
+      this.#running.set(u.name, p);
+      return p;
+    };
+    if (!running) return start();
+    const next = running.catch(() => {}).then(start);
+    this.#queued.set(u.name, next);
     return next;
   }
 
@@ -180,6 +201,8 @@ export async function pushOn(
     ...access.config,
     "push",
     "--porcelain",
+    // All or nothing, as the agent's push is here: never half of it upstream.
+    "--atomic",
     "--no-verify",
     "origin",
     ...updates.map((x) => `${x.new}:${x.ref}`),

@@ -51,7 +51,10 @@ export async function serveSmartHttp(req: Request, opts: SmartHttpOptions): Prom
     ["content-type", "CONTENT_TYPE"],
     ["content-length", "CONTENT_LENGTH"],
     ["content-encoding", "HTTP_CONTENT_ENCODING"],
-    ["git-protocol", "GIT_PROTOCOL"],
+    // Not Git-Protocol: protocol v2 serves any object asked for by its id,
+    // and through the mirror's alternates that is every object of the host
+    // repository (other bottles' branches, dropped stashes). v0 serves only
+    // what the ref advertisement shows.
   ];
   for (const [header, name] of copy) {
     const v = req.headers.get(header);
