@@ -7,7 +7,7 @@
  * out for the test's known_hosts, so the bundle's ssh must verify it.
  */
 import { run } from "../../src/proc/runner.ts";
-import { encodeHex } from "../../src/build/hex.ts";
+import { testImage } from "../helpers/test_image.ts";
 
 const DOCKERFILE = `FROM debian:bookworm-slim
 RUN apt-get update && \\
@@ -37,22 +37,6 @@ export interface SshGitServer extends AsyncDisposable {
   sh(script: string): Promise<string>;
 }
 
-async function image(): Promise<string> {
-  const hash = encodeHex(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(DOCKERFILE))),
-  ).slice(0, 16);
-  const tag = `bottle-test/sshd:${hash}`;
-  if ((await run(["docker", "image", "inspect", tag], { check: false })).code === 0) return tag;
-  const dir = await Deno.makeTempDir({ prefix: "bottle-test-sshd-" });
-  try {
-    await Deno.writeTextFile(`${dir}/Dockerfile`, DOCKERFILE);
-    await run(["docker", "build", "--quiet", "--tag", tag, dir], { timeoutMs: 900_000 });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-  return tag;
-}
-
 function freePort(hostname: string): number {
   const l = Deno.listen({ hostname, port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -61,7 +45,7 @@ function freePort(hostname: string): number {
 }
 
 export async function startSshGitServer(address: string): Promise<SshGitServer> {
-  const tag = await image();
+  const tag = await testImage("sshd", DOCKERFILE);
   const port = freePort(address);
   const name = `bottle-test-sshd-${crypto.randomUUID().slice(0, 8)}`;
   await run([

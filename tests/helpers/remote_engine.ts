@@ -12,7 +12,7 @@
  * tree, where its containers go under their own parent.
  */
 import { run } from "../../src/proc/runner.ts";
-import { encodeHex } from "../../src/build/hex.ts";
+import { testImage } from "./test_image.ts";
 
 const DOCKERFILE = `FROM debian:bookworm-slim
 RUN apt-get update && \\
@@ -28,24 +28,8 @@ export interface RemoteEngine extends AsyncDisposable {
   docker(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
-async function dindImage(): Promise<string> {
-  const hash = encodeHex(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(DOCKERFILE))),
-  ).slice(0, 16);
-  const tag = `bottle-test/dockerd:${hash}`;
-  if ((await run(["docker", "image", "inspect", tag], { check: false })).code === 0) return tag;
-  const dir = await Deno.makeTempDir({ prefix: "bottle-test-dockerd-" });
-  try {
-    await Deno.writeTextFile(`${dir}/Dockerfile`, DOCKERFILE);
-    await run(["docker", "build", "--quiet", "--tag", tag, dir], { timeoutMs: 900_000 });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-  return tag;
-}
-
 export async function startRemoteEngine(images: string[]): Promise<RemoteEngine> {
-  const image = await dindImage();
+  const image = await testImage("dockerd", DOCKERFILE);
   const id = crypto.randomUUID().slice(0, 8);
   const net = `bottle-test-remote-${id}`;
   const name = `bottle-test-remote-engine-${id}`;

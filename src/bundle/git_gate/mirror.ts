@@ -14,6 +14,23 @@ export function mirrorPath(mirrorsDir: string, upstream: { name: string }): stri
   return `${mirrorsDir}/${upstream.name}.git`;
 }
 
+/** Every mirror's own rules: the gate's hooks, smart HTTP only, no rewriting history. */
+export async function configureMirror(dir: string, hooksDir: string): Promise<void> {
+  const config: [string, string][] = [
+    ["core.hooksPath", hooksDir],
+    ["receive.denyNonFastForwards", "true"],
+    ["receive.denyDeletes", "true"],
+    ["receive.fsckObjects", "true"],
+    ["receive.advertisePushOptions", "false"],
+    ["http.receivepack", "true"],
+    ["http.uploadpack", "true"],
+    ["uploadpack.allowFilter", "true"],
+    ["core.logAllRefUpdates", "true"],
+    ["gc.auto", "0"],
+  ];
+  for (const [k, v] of config) await git(dir, ["config", k, v], { safe: false });
+}
+
 export async function makeMirror(
   mirrorsDir: string,
   hooksDir: string,
@@ -32,19 +49,7 @@ export async function makeMirror(
     );
   }
   await Deno.writeTextFile(`${dir}/objects/info/alternates`, `${hostObjects}\n`);
-  const config: [string, string][] = [
-    ["core.hooksPath", hooksDir],
-    ["receive.denyNonFastForwards", "true"],
-    ["receive.denyDeletes", "true"],
-    ["receive.fsckObjects", "true"],
-    ["receive.advertisePushOptions", "false"],
-    ["http.receivepack", "true"],
-    ["http.uploadpack", "true"],
-    ["uploadpack.allowFilter", "true"],
-    ["core.logAllRefUpdates", "true"],
-    ["gc.auto", "0"],
-  ];
-  for (const [k, v] of config) await git(dir, ["config", k, v], { safe: false });
+  await configureMirror(dir, hooksDir);
   await git(dir, [
     "fetch",
     "--quiet",

@@ -12,7 +12,7 @@
  */
 import type { RemoteUpstream } from "./gate_config.ts";
 import { git } from "./gate_git.ts";
-import { mirrorPath } from "./mirror.ts";
+import { configureMirror, mirrorPath } from "./mirror.ts";
 
 export interface RemoteAccess {
   /** Extra `-c` options for every git that talks to the upstream. */
@@ -120,18 +120,7 @@ export async function makeRemoteMirror(
       `${said ? `${said}\n` : ""}could not clone ${u.url} (git exited with ${r.code})`,
     );
   }
-  const config: [string, string][] = [
-    ["core.hooksPath", hooksDir],
-    ["receive.denyNonFastForwards", "true"],
-    ["receive.denyDeletes", "true"],
-    ["receive.fsckObjects", "true"],
-    ["receive.advertisePushOptions", "false"],
-    ["http.receivepack", "true"],
-    ["http.uploadpack", "true"],
-    ["uploadpack.allowFilter", "true"],
-    ["gc.auto", "0"],
-  ];
-  for (const [k, v] of config) await git(dir, ["config", k, v], { safe: false });
+  await configureMirror(dir, hooksDir);
   return dir;
 }
 

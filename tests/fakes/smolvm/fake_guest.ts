@@ -12,6 +12,7 @@
  * only `--allow-host` names, and bottle's one never resolves.
  */
 import { Fail } from "./fake_errors.ts";
+import { testImage } from "../../helpers/test_image.ts";
 
 export const GUEST_LABEL = "bottle-test.fake-smolvm-state";
 
@@ -39,27 +40,6 @@ async function docker(args: string[]): Promise<{ code: number; out: string; err:
 const IPTABLES_DOCKERFILE = `FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends iptables && rm -rf /var/lib/apt/lists/*
 `;
-
-/** A small image with iptables, built once (the helper that sets a guest's policy). */
-async function iptablesImage(): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(IPTABLES_DOCKERFILE),
-  );
-  const tag = `bottle-test/iptables:${
-    [...new Uint8Array(digest)].slice(0, 8).map((b) => b.toString(16).padStart(2, "0")).join("")
-  }`;
-  if ((await docker(["image", "inspect", tag])).code === 0) return tag;
-  const dir = await Deno.makeTempDir({ prefix: "fake-smolvm-iptables-" });
-  try {
-    await Deno.writeTextFile(`${dir}/Dockerfile`, IPTABLES_DOCKERFILE);
-    const r = await docker(["build", "--quiet", "--tag", tag, dir]);
-    if (r.code !== 0) throw new Fail(`fake: could not build ${tag}: ${r.err.trim()}`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-  return tag;
-}
 
 /** The docker network holding every allowed address (the bundle's, in bottle's case). */
 async function networkOf(allowCidrs: string[]): Promise<string> {
@@ -106,7 +86,7 @@ async function confine(name: string, allowCidrs: string[]): Promise<void> {
     "NET_ADMIN",
     "--cap-add",
     "NET_RAW",
-    await iptablesImage(),
+    await testImage("iptables", IPTABLES_DOCKERFILE),
     "sh",
     "-c",
     rules,
