@@ -16,6 +16,10 @@ agents:
   far:
     anthropic: none
     allowed_domains: [allowed.test]
+  # A session that pushes and ends: what it pushed must come back at teardown.
+  pusher:
+    anthropic: none
+    command: [sh, -c, "cd /workspace && git checkout -qb fg && git commit -q --allow-empty -m fg && git push -q origin fg"]
 `;
 
 Deno.test("remote engine: start, exec, logs, stop and cleanup over DOCKER_HOST=tcp://", async (t) => {
@@ -207,6 +211,15 @@ Deno.test("remote engine: start, exec, logs, stop and cleanup over DOCKER_HOST=t
         ].join("\n"),
       );
       assert.deepEqual(await labelledThere("far-w1"), []);
+    });
+
+    await t.step("a session's pushes come back when it ends, before its volume goes", async () => {
+      const r = await bottle(["start", "pusher", "--name", "fg1"], env, { cwd });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /bottle\/pusher-fg1\/fg is in the host repository/);
+      const fg = await run(["git", "-C", cwd, "log", "-1", "--format=%s", "bottle/pusher-fg1/fg"]);
+      assert.equal(fg.stdout.trim(), "fg");
+      assert.deepEqual(await labelledThere("pusher-fg1"), []);
     });
   } finally {
     await bottle(["cleanup", "--all"], env);
