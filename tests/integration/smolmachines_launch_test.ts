@@ -11,6 +11,7 @@ import { join } from "node:path";
 import {
   bottle,
   bottleEnv,
+  interfaceAddress,
   interruptAt,
   labelled,
   NOTHING,
@@ -19,6 +20,7 @@ import {
 import { run } from "../../src/proc/runner.ts";
 import { FAKE_SMOLVM, fakeSmolvm } from "../fakes/smolvm/test_helpers.ts";
 import { pathExists } from "../../src/state/path_exists.ts";
+import { startGitHttpsServer } from "../fakes/git_https_server.ts";
 
 const AGENT_FILE = `version: 1
 agents:
@@ -183,8 +185,41 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
 
 Deno.test("smolmachines: the workspace through the gate, which answers only the bottle's token", async () => {
   await using fake = await fakeSmolvm({ dockerGuests: true });
-  await using be = await bottleEnv({ ...fake.env, SMOLVM: FAKE_SMOLVM });
-  const cwd = await projectWith(be, AGENT_FILE);
+  // A declared upstream too: a token-checking HTTPS git host the bundle reaches.
+  const TOKEN = "ghp_TheTokenOfTheVmTest0123456789abcdefXYZ";
+  await using https = await startGitHttpsServer({
+    names: ["git.test"],
+    hostname: interfaceAddress("docker0"),
+    token: TOKEN,
+    repos: ["lib"],
+  });
+  const seed = await Deno.makeTempDir({ prefix: "bottle-test-seed-" });
+  await run(["git", "clone", "--quiet", `${https.root}/lib.git`, seed]);
+  await run(["git", "-C", seed, "commit", "--quiet", "--allow-empty", "-m", "lib: first"], {
+    env: {
+      GIT_AUTHOR_NAME: "S",
+      GIT_AUTHOR_EMAIL: "s@e",
+      GIT_COMMITTER_NAME: "S",
+      GIT_COMMITTER_EMAIL: "s@e",
+    },
+  });
+  await run(["git", "-C", seed, "push", "--quiet", "origin", "main"]);
+  await Deno.remove(seed, { recursive: true });
+  await using be = await bottleEnv({
+    ...fake.env,
+    SMOLVM: FAKE_SMOLVM,
+    TEST_GIT_TOKEN: TOKEN,
+    BOTTLE_BUNDLE_ADD_HOSTS: "git.test:host-gateway",
+    BOTTLE_UPSTREAM_CA_CERTS: https.caFile,
+  });
+  const libUrl = `https://git.test:${https.port}/lib.git`;
+  const cwd = await projectWith(
+    be,
+    AGENT_FILE + `    git:
+      - url: ${libUrl}
+        identity: { token: { env: TEST_GIT_TOKEN } }
+`,
+  );
   const git = (args: string[]) => run(["git", "-C", cwd, ...args]);
   await git(["init", "--quiet", "--initial-branch=main"]);
   await git(["config", "user.name", "Vm User"]);
@@ -224,6 +259,25 @@ Deno.test("smolmachines: the workspace through the gate, which answers only the 
     assert.equal(
       (await git(["rev-parse", "refs/heads/bottle/vmprobe-w1/main"])).stdout.trim(),
       push.stdout.trim().split("\n").at(-1),
+    );
+
+    // The declared upstream: cloned beside the workspace by its URL, a push pushed on.
+    const lib = await bottle([
+      "exec",
+      name,
+      "--",
+      "sh",
+      "-c",
+      "cd ~/lib && git config remote.origin.url && git commit -q --allow-empty -m vm && git push -q origin HEAD:bottle/vm 2>&1 && git rev-parse HEAD",
+    ], be.env);
+    assert.equal(lib.code, 0, lib.stdout + lib.stderr);
+    const libLines = lib.stdout.trim().split("\n");
+    const [libOrigin, libTip] = [libLines[0], libLines.at(-1)];
+    assert.equal(libOrigin, libUrl);
+    assert.equal(
+      (await run(["git", "--git-dir", `${https.root}/lib.git`, "rev-parse", "bottle/vm"])).stdout
+        .trim(),
+      libTip,
     );
 
     // The guest reaches the bundle and nothing else: the gate answers, a host listener does not.
