@@ -29,6 +29,7 @@ import {
   BUNDLE_CONFIG_DIR,
   BUNDLE_UID,
   GATE_CONFIG_FILE,
+  ROUTE_SECRET_PREFIX,
   SOCKETS_DIR,
 } from "../bundle/init/bundle_manifest.ts";
 import { UserError } from "../errors.ts";
@@ -127,14 +128,14 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     host: r.host,
     header: r.header,
     template: r.template,
-    valueEnv: `BOTTLE_ROUTE_${i}`,
+    valueEnv: `${ROUTE_SECRET_PREFIX}${i}`,
     source: r.value,
     ...(r.placeholder_env ? { placeholderEnv: r.placeholder_env } : {}),
   }));
   const anthropic = anthropicPlan(
     def.anthropic,
     facts.hostEnvNames,
-    `BOTTLE_ROUTE_${routes.length}`,
+    `${ROUTE_SECRET_PREFIX}${routes.length}`,
   );
   if (anthropic.route) routes.push(anthropic.route);
   if (anthropic.warning) warnings.push(anthropic.warning);

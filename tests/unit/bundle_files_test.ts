@@ -6,6 +6,7 @@ import { makePlan } from "../../src/plan/make_plan.ts";
 import { builtinAgents } from "../../src/config/builtin.ts";
 import { EgressConfigSchema } from "../../src/bundle/egress/config.ts";
 import { parseBundleManifest } from "../../src/bundle/init/bundle_manifest.ts";
+import { daemonSpecs, secretsFor } from "../../src/bundle/init/daemons.ts";
 import { run } from "../../src/proc/runner.ts";
 
 const STANDIN = fileURLToPath(new URL("../fakes/pipelock_standin.ts", import.meta.url));
@@ -114,4 +115,42 @@ Deno.test("bundle files: an agent allowed nowhere still gets a valid strict pipe
   assert.deepEqual(plan.bundle.allowlist, []);
   const { files } = await makeBundleFiles(plan);
   assert.match(files.get("pipelock.yaml")!, /api_allowlist:\n\s+- "nothing-allowed\.invalid"\n/);
+});
+
+Deno.test("bundle daemons: egress gets the route secrets only; the gate every secret", () => {
+  const plan = makePlan(
+    {
+      name: "claude",
+      definition: {
+        ...builtinAgents().claude!,
+        git: [{ url: "https://h/lib.git", identity: { token: { env: "T" } }, branches: ["b/*"] }],
+      },
+      origin: "built-in",
+      baseDir: "/",
+      buildCaCerts: [],
+    },
+    {
+      suffix: "f1",
+      stateRoot: "/state",
+      ownerHost: "h",
+      ownerPid: 1,
+      hostEnvNames: new Set(["ANTHROPIC_API_KEY"]),
+    },
+  );
+  const names = plan.bundle.container.startInput!.secrets;
+  assert.deepEqual(names, ["BOTTLE_ROUTE_0", "BOTTLE_GIT_IDENTITY_1"]);
+  const values = Object.fromEntries(names.map((n) => [n, `value-of-${n}`]));
+  const manifest = parseBundleManifest({
+    bottle: plan.bottle.name,
+    daemons: plan.bundle.daemons,
+    ports: plan.bundle.ports,
+  });
+  const got = (name: string) => {
+    const spec = daemonSpecs(manifest, { deno: "deno", script: "main.js" }).find((s) =>
+      s.name === name
+    )!;
+    return JSON.parse(new TextDecoder().decode(secretsFor(spec, values)));
+  };
+  assert.deepEqual(got("egress"), { BOTTLE_ROUTE_0: "value-of-BOTTLE_ROUTE_0" });
+  assert.deepEqual(got("git-gate"), values);
 });

@@ -20,6 +20,8 @@ export const AUDIT_LOG_IN_BUNDLE = `${BUNDLE_LOG_DIR}/${AUDIT_LOG}`;
 export const SOCKETS_DIR = "/run/bottle/sockets";
 /** The bundle's daemons run as this unprivileged user (no capabilities either). */
 export const BUNDLE_UID = 65532;
+/** How the plan names each credential route's secret (`BOTTLE_ROUTE_<n>`): egress gets only these. */
+export const ROUTE_SECRET_PREFIX = "BOTTLE_ROUTE_";
 /** The agent-side relay, copied out of the bundle image into each agent container. */
 export const FORWARDER_IN_BUNDLE_IMAGE = "/opt/bottle/bottle-forward";
 /** Printed once every selected daemon answers its health check. */

@@ -6,7 +6,12 @@
  */
 import { BUNDLE_CONFIG_DIR, type BundleManifest } from "./bundle_manifest.ts";
 import { egressPermissions } from "../egress/permissions.ts";
-import { AUDIT_LOG_IN_BUNDLE, GATE_CONFIG_FILE, SOCKETS_DIR } from "./bundle_manifest.ts";
+import {
+  AUDIT_LOG_IN_BUNDLE,
+  GATE_CONFIG_FILE,
+  ROUTE_SECRET_PREFIX,
+  SOCKETS_DIR,
+} from "./bundle_manifest.ts";
 
 export interface DaemonSpec {
   name: string;
@@ -16,11 +21,25 @@ export interface DaemonSpec {
    * started before the config is in place: it waits for its stdin.
    */
   secretsOnStdin?: boolean;
+  /**
+   * Only the secrets whose names start with this (egress: the credential
+   * routes'; a git identity or the gate's token is none of its business).
+   */
+  secretPrefix?: string;
   /** URL answering 200 once the daemon serves. */
   health: string;
 }
 
 export const PIPELOCK_BIN = "/usr/local/bin/pipelock";
+
+/** The secrets a daemon gets on its stdin, as JSON. */
+export function secretsFor(spec: DaemonSpec, secrets: Record<string, string>): Uint8Array {
+  const prefix = spec.secretPrefix;
+  const mine = prefix === undefined
+    ? secrets
+    : Object.fromEntries(Object.entries(secrets).filter(([k]) => k.startsWith(prefix)));
+  return new TextEncoder().encode(JSON.stringify(mine));
+}
 
 /** How to run this bundle script again: the Deno binary and the script's path. */
 export interface SelfCommand {
@@ -48,6 +67,7 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
         return {
           name,
           secretsOnStdin: true,
+          secretPrefix: ROUTE_SECRET_PREFIX,
           // Least privilege: egress may write only its audit log and its socket.
           argv: [
             self.deno,

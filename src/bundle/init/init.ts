@@ -13,7 +13,7 @@ import {
   parseBundleManifest,
   READY_LINE,
 } from "./bundle_manifest.ts";
-import { type DaemonSpec, daemonSpecs, type SelfCommand } from "./daemons.ts";
+import { type DaemonSpec, daemonSpecs, secretsFor, type SelfCommand } from "./daemons.ts";
 import { spawn, type Spawned } from "../../proc/runner.ts";
 import { readStartInput } from "./start_input.ts";
 import { registerSecret } from "../../proc/secrets.ts";
@@ -60,10 +60,9 @@ export async function runInit(self: SelfCommand, opts: InitOptions = {}): Promis
     JSON.parse(await Deno.readTextFile(manifestPath)),
   );
   const specs = daemonSpecs(manifest, self);
-  const secretsJson = new TextEncoder().encode(JSON.stringify(secrets));
   const running: Running[] = specs.map((spec) => {
     if (early && spec.secretsOnStdin && sameArgv(spec.argv, early.argv)) {
-      early.send(secretsJson);
+      early.send(secretsFor(spec, secrets));
       return { spec, child: early.child };
     }
     // Daemons log straight to the container's output, which `docker logs`
@@ -73,7 +72,7 @@ export async function runInit(self: SelfCommand, opts: InitOptions = {}): Promis
       child: spawn(spec.argv, {
         stdout: "inherit",
         stderr: "inherit",
-        ...(spec.secretsOnStdin ? { stdin: secretsJson } : {}),
+        ...(spec.secretsOnStdin ? { stdin: secretsFor(spec, secrets) } : {}),
       }),
     };
   });
