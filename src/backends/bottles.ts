@@ -224,6 +224,10 @@ export class Bottles {
 
   /** What a bottle owns: from its record, else from the engine's labels. */
   private async find(name: string): Promise<Owned> {
+    if (!isBottleName(name) && /^[a-z0-9][a-z0-9-]*$/.test(name)) {
+      const hint = await this.suggest(name);
+      if (hint) throw new UserError(`No bottle named "${name}"${hint} (see bottle ls)`);
+    }
     checkBottleName(name);
     const dir = bottleDir(this.stateRoot, name);
     const record = await readRecord(dir);
@@ -261,7 +265,7 @@ export class Bottles {
       if (vm) place = vm;
     }
     if (!place && containers.length + networks.length + volumes.length === 0 && !hasState) {
-      throw new UserError(`No bottle named "${name}" (see bottle ls)`);
+      throw new UserError(`No bottle named "${name}"${await this.suggest(name)} (see bottle ls)`);
     }
     const vmBackend: Backend = place && !containers.some((c) => c.name === place)
       ? "smolmachines"
@@ -279,6 +283,22 @@ export class Bottles {
       volumes: volumes.map((v) => v.name),
       hasState,
     };
+  }
+
+  /** `--name nc3` makes `<agent>-nc3`: a bottle whose name ends (or starts) so is meant. */
+  private async suggest(name: string): Promise<string> {
+    const known = new Set<string>();
+    const dir = `${this.stateRoot}/bottles`;
+    for (const e of await Array.fromAsync(Deno.readDir(dir)).catch(() => [])) {
+      if (e.isDirectory && isBottleName(e.name)) known.add(e.name);
+    }
+    for (const c of await this.engines.docker.listContainers([`${L.MANAGED}=true`])) {
+      const n = c.labels[L.BOTTLE_ID];
+      if (n && isBottleName(n)) known.add(n);
+    }
+    const near = [...known].filter((k) => k.endsWith(`-${name}`) || k.startsWith(`${name}-`))
+      .sort();
+    return near.length > 0 ? `: did you mean ${near.join(" or ")}?` : "";
   }
 
   private async agentState(

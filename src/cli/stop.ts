@@ -2,6 +2,8 @@
 import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
 import { bottlesOf } from "./backends.ts";
+import { SilentExit, UserError } from "../errors.ts";
+import { redact } from "../proc/secrets.ts";
 
 export function registerStop(program: Command, ctx: CliContext): void {
   program.command("stop")
@@ -13,9 +15,18 @@ export function registerStop(program: Command, ctx: CliContext): void {
     )
     .action(async (names: string[], opts: { discardPushes?: boolean }) => {
       const bottles = await bottlesOf(ctx);
+      // Every name it can; what it cannot is said, and decides the exit code.
+      let code = 0;
       for (const name of names) {
-        await bottles.stop(name, { discardPushes: opts.discardPushes ?? false });
-        ctx.err(`bottle: stopped ${name}`);
+        try {
+          await bottles.stop(name, { discardPushes: opts.discardPushes ?? false });
+          ctx.err(`bottle: stopped ${name}`);
+        } catch (err) {
+          if (names.length === 1) throw err;
+          ctx.err(`bottle: ${redact((err as Error).message)}`);
+          code = Math.max(code, err instanceof UserError ? err.exitCode : 1);
+        }
       }
+      if (code !== 0) throw new SilentExit(code);
     });
 }

@@ -59,6 +59,10 @@ Deno.test("docker: bottle stop removes every object and the state dir", async ()
   const cwd = await projectWith(be, AGENT_FILE);
   const r = await bottle(["start", "life", "--detach", "--name", "stopme"], be.env, { cwd });
   assert.equal(r.code, 0, r.stderr);
+  // The --name alone is not the bottle's name: said, with the name it is.
+  const short = await bottle(["stop", "stopme"], be.env);
+  assert.equal(short.code, 2);
+  assert.match(short.stderr, /No bottle named "stopme": did you mean life-stopme\?/);
   const before = await labelled("bottle.id=life-stopme");
   assert.deepEqual(before.containers.sort(), [
     "bottle-life-stopme-agent",
@@ -67,8 +71,11 @@ Deno.test("docker: bottle stop removes every object and the state dir", async ()
   assert.deepEqual(before.networks, ["bottle-life-stopme-outbound"]);
   assert.deepEqual(before.volumes, ["bottle-life-stopme-sockets"]);
   assert.equal(await pathExists(join(be.stateRoot, "bottles", "life-stopme", "bottle.json")), true);
-  const s = await bottle(["stop", "life-stopme"], be.env);
-  assert.equal(s.code, 0, s.stderr);
+  // A wrong name among several: the others are stopped all the same.
+  const s = await bottle(["stop", "life-nope", "life-stopme"], be.env);
+  assert.equal(s.code, 2, s.stderr);
+  assert.match(s.stderr, /No bottle named "life-nope"/);
+  assert.match(s.stderr, /stopped life-stopme/);
   assert.deepEqual(await labelled("bottle.id=life-stopme"), NOTHING);
   assert.equal(await pathExists(join(be.stateRoot, "bottles", "life-stopme")), false);
   const again = await bottle(["stop", "life-stopme"], be.env);
