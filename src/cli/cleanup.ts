@@ -21,7 +21,11 @@ export function registerCleanup(program: Command, ctx: CliContext): void {
       const bottles = await bottlesOf(ctx);
       // One bottle that cannot go (pushes it could not fetch) does not keep the others.
       let failed = 0;
-      for (const { name, backend } of await bottles.orphans(opts.all ?? false)) {
+      const orphans = await bottles.orphans(opts.all ?? false);
+      if (orphans.length === 0) {
+        ctx.err(`bottle: no ${opts.all ? "bottles" : "orphaned bottles"} to remove`);
+      }
+      for (const { name, backend } of orphans) {
         try {
           if (!opts.dryRun) await bottles.stop(name);
           ctx.out(`${opts.dryRun ? "would remove" : "removed"} ${name} (${backend})`);

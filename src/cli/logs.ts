@@ -21,8 +21,17 @@ export function registerLogs(program: Command, ctx: CliContext): void {
     .option("--json", "print the raw JSON lines")
     .action(async (bottle: string, opts: { follow?: boolean; json?: boolean }) => {
       checkBottleName(bottle);
+      let shown = 0;
       const show = (line: string) => {
-        if (line.trim()) ctx.out(opts.json ? jsonTerminalSafe(line) : formatAuditLine(line));
+        if (!line.trim()) return;
+        shown++;
+        ctx.out(opts.json ? jsonTerminalSafe(line) : formatAuditLine(line));
+      };
+      // Nothing printed is not nothing said (on stderr: --json output stays empty JSON lines).
+      const empty = () => {
+        if (shown === 0) {
+          ctx.err(`bottle: the audit log of ${bottle} is empty: nothing has left it yet`);
+        }
       };
       const record = await readRecord(bottleDir(ctx.dirs.state, bottle));
       if (record) {
@@ -38,7 +47,7 @@ export function registerLogs(program: Command, ctx: CliContext): void {
             await readAuditLog(docker, record.bundleContainer),
           );
           for (const l of text.split("\n")) show(l);
-          return;
+          return empty();
         }
       }
       let kept: string;
@@ -47,9 +56,10 @@ export function registerLogs(program: Command, ctx: CliContext): void {
       } catch (err) {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
         if (!record) throw new UserError(`No bottle named "${bottle}" (see bottle ls)`);
-        return;
+        return empty();
       }
       for (const l of kept.split("\n")) show(l);
+      empty();
     });
 }
 

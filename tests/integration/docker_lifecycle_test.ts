@@ -211,6 +211,7 @@ Deno.test("docker: cleanup leaves alone a bottle this user's records do not prov
     const dry = await bottle(["cleanup", "--dry-run"], other.env);
     assert.equal(dry.code, 0, dry.stderr);
     assert.doesNotMatch(dry.stdout, /life-fg/);
+    assert.match(dry.stderr, /no orphaned bottles to remove/);
     const c = await bottle(["cleanup"], other.env);
     assert.equal(c.code, 0, c.stderr);
     assert.doesNotMatch(c.stdout, /life-fg/);

@@ -181,6 +181,19 @@ Deno.test("cli: logs shows a stopped bottle's kept audit log readably and as JSO
   assert.match(bad.stderr, /Invalid bottle name/);
 });
 
+Deno.test("cli: an empty audit log is said to be empty, on stderr", async () => {
+  const home = await Deno.makeTempDir();
+  const logs = join(home, ".local", "state", "bottle", "logs", "claude-x3");
+  await Deno.mkdir(logs, { recursive: true });
+  await Deno.writeTextFile(join(logs, "audit.jsonl"), "");
+  for (const args of [["logs", "claude-x3"], ["logs", "claude-x3", "--json"]]) {
+    const r = await cli(args, { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /the audit log of claude-x3 is empty/);
+  }
+});
+
 Deno.test("cli: logs shows agent-controlled text escaped, and --json stays exact JSON", async () => {
   const home = await Deno.makeTempDir();
   const logs = join(home, ".local", "state", "bottle", "logs", "claude-x2");
