@@ -189,9 +189,13 @@ fi`,
 
   const refused: string[] = [];
   for (const x of landed) {
-    const now = await hostGit(l.repo, ["rev-parse", "--verify", "--quiet", `${x.ref}^{commit}`]);
+    const now = await hostGit(l.repo, ["rev-parse", "--verify", "--quiet", x.ref]);
     const old = now.code === 0 ? now.stdout.trim() : "";
     if (old === x.sha) continue;
+    // Fetched before and built on here since: the push is in the host repository already.
+    if (old && (await hostGit(l.repo, ["merge-base", "--is-ancestor", x.sha, old])).code === 0) {
+      continue;
+    }
     if (old && (await hostGit(l.repo, ["merge-base", "--is-ancestor", old, x.sha])).code !== 0) {
       refused.push(`${x.ref.slice("refs/heads/".length)} (moved on this host: not a fast-forward)`);
       continue;
@@ -201,6 +205,7 @@ fi`,
       "-c",
       "core.hooksPath=/dev/null",
       "update-ref",
+      "--no-deref",
       "-m",
       "bottle fetch",
       x.ref,

@@ -33,6 +33,7 @@ import {
   SOCKETS_DIR,
 } from "../bundle/init/bundle_manifest.ts";
 import { UserError } from "../errors.ts";
+import { landingDirs } from "../git/landing_dir.ts";
 import { parseRouteHost } from "../bundle/egress/routes.ts";
 
 export interface HostFacts {
@@ -533,6 +534,12 @@ function declaredUpstreams(
         `Agent "${agentName}": git upstream ${g.url}: a token is for https:// URLs; this one needs identity.ssh_key`,
       );
     }
+    if (!ssh && !token && /^https?:\/\/[^/]*@/.test(g.url)) {
+      // The URL is the agent's origin: a token written as its user name would be the agent's.
+      throw new UserError(
+        `Agent "${agentName}": git upstream ${g.url}: a user name in an https URL is the token's: set identity.token (never the token in the URL)`,
+      );
+    }
     if (token && g.url.startsWith("http://")) {
       throw new UserError(
         `Agent "${agentName}": git upstream ${g.url}: a token goes over https:// only`,
@@ -587,11 +594,14 @@ function declaredUpstreams(
  * on this host at the user's next git command, or move the user's branches.
  */
 function hostRepoMounts(u: HostUpstreamPlan): MountPlan[] {
-  const refs = u.landingPrefix.replace(/\/$/, "");
   return [
     { source: u.hostGitDir, target: u.bundlePath, readonly: true },
     { source: `${u.hostGitDir}/objects`, target: `${u.bundlePath}/objects`, readonly: false },
-    { source: `${u.hostGitDir}/${refs}`, target: `${u.bundlePath}/${refs}`, readonly: false },
+    ...landingDirs(u.landingPrefix).map((d) => ({
+      source: `${u.hostGitDir}/${d}`,
+      target: `${u.bundlePath}/${d}`,
+      readonly: false,
+    })),
   ];
 }
 

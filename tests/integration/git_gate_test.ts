@@ -105,10 +105,20 @@ Deno.test("git gate: the host repository in, pushes out under the bottle's own b
       "echo three >> a.txt && git commit --quiet -am three && git push origin main 2>&1 && git rev-parse HEAD",
     );
     assert.equal(push.code, 0, push.stdout + push.stderr);
-    const pushed = push.stdout.trim().split("\n").at(-1)!;
+    const firstPush = push.stdout.trim().split("\n").at(-1)!;
     assert.match(push.stdout, /landed in the host repository as bottle\/coder-gate1\/main/);
-    assert.equal(await git(repo, ["rev-parse", "refs/heads/bottle/coder-gate1/main"]), pushed);
+    assert.equal(await git(repo, ["rev-parse", "refs/heads/bottle/coder-gate1/main"]), firstPush);
     assert.deepEqual(await untouched(repo), before, "the push changed the host repository's state");
+    // The user's own housekeeping (refs packed, the loose ones pruned) leaves
+    // the bottle's landing dir in place under its mount: the next push lands too.
+    await git(repo, ["pack-refs", "--all", "--prune"]);
+    const again = await sh(
+      "git commit --quiet --allow-empty -m again && git push origin main 2>&1 && git rev-parse HEAD",
+    );
+    assert.equal(again.code, 0, again.stdout);
+    assert.match(again.stdout, /landed in the host repository as bottle\/coder-gate1\/main/);
+    const pushed = again.stdout.trim().split("\n").at(-1)!;
+    assert.equal(await git(repo, ["rev-parse", "refs/heads/bottle/coder-gate1/main"]), pushed);
 
     // Each rule rejects with its name, and nothing lands.
     const rejected: [string, string, RegExp][] = [
@@ -209,7 +219,7 @@ Deno.test("git gate: the host repository in, pushes out under the bottle's own b
     );
     assert.deepEqual(
       events.map((e) => e.decision),
-      ["accepted", "landed", ...rejected.map(() => "rejected")],
+      ["accepted", "landed", "accepted", "landed", ...rejected.map(() => "rejected")],
     );
     assert.ok(!logs.stdout.includes(SECRET));
     const ls = await bottle(["ls", "--json"], be.env);
@@ -278,6 +288,34 @@ Deno.test("git gate: two bottles of one repository push the same branch without 
     assert.match(byId.stdout, /^own-ok$/m);
     assert.match(byId.stdout, /not our ref|unadvertised object/);
     assert.match(byId.stdout, /^other-absent$/m);
+    // Nor by a push that names it without bringing it (a raw receive-pack
+    // request with an empty pack): its own tip, the positive control, is taken.
+    const rawPush = async (sha: string, ref: string) => {
+      const line = `${"0".repeat(40)} ${sha} ${ref}\0report-status\n`;
+      const pkt = (line.length + 4).toString(16).padStart(4, "0") + line;
+      const octal = (bytes: number[]) =>
+        bytes.map((b) => "\\" + b.toString(8).padStart(3, "0")).join("");
+      const emptyPack = [..."PACK"].map((c) => c.charCodeAt(0)).concat([0, 0, 0, 2, 0, 0, 0, 0])
+        .concat(
+          "029d08823bd8a8eab510ad6ac75c823cfd3ed31e".match(/../g)!.map((h) => parseInt(h, 16)),
+        );
+      const bytes = [...new TextEncoder().encode(pkt + "0000")];
+      const r = await bottle([
+        "exec",
+        names[0]!,
+        "--",
+        "sh",
+        "-c",
+        `printf '${octal(bytes)}${
+          octal(emptyPack)
+        }' > /tmp/req && curl -s --data-binary @/tmp/req -H 'Content-Type: application/x-git-receive-pack-request' http://127.0.0.1:8080/workspace.git/git-receive-pack | tr -d '\\000'`,
+      ], be.env);
+      return r.stdout;
+    };
+    assert.match(await rawPush(tips[0]!, "refs/heads/own-again"), /ok refs\/heads\/own-again/);
+    const stolen = await rawPush(tips[1]!, "refs/heads/steal");
+    assert.match(stolen, /ng refs\/heads\/steal/);
+    assert.doesNotMatch(stolen, /ok refs\/heads\/steal/);
   } finally {
     await Promise.all(names.map((n) => bottle(["stop", n], be.env)));
   }

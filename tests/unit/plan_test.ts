@@ -301,6 +301,11 @@ Deno.test("plan: inside a repository the workspace is a clone through the gate",
       target: "/run/bottle/host-repo/refs/heads/bottle/claude-abc123",
       readonly: false,
     },
+    {
+      source: "/proj/.git/logs/refs/heads/bottle/claude-abc123",
+      target: "/run/bottle/host-repo/logs/refs/heads/bottle/claude-abc123",
+      readonly: false,
+    },
   ]);
   assert.deepEqual(p.agent.container!.mounts, []);
   assert.ok(p.bundle.container.startInput!.files.some((f) => f.name === "git-gate.json"));
@@ -477,6 +482,11 @@ Deno.test("plan: declared upstreams that cannot work are refused with the way ou
     /needs identity\.token/,
   );
   refused([{ url: "file:///srv/r.git" }], facts(), /cannot see this host's files/);
+  refused(
+    [{ url: "https://ghp_x@h/r.git" }],
+    facts(),
+    /a user name in an https URL is the token's/,
+  );
   refused(
     [{ url: "http://h/r.git", identity: { token: { env: "T" } } }],
     facts(),

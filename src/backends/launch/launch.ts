@@ -103,6 +103,10 @@ async function launchSteps(
         });
         for (const b of got) req.progress(`${terminalSafe(b)} is in the host repository`);
       } catch (err) {
+        // Said now as well: a signal's own error would take this one's place.
+        req.progress(
+          `the pushes of ${plan.bottle.name} are kept in volume ${copied.copyVolume}: bottle fetch ${plan.bottle.name}, then bottle stop ${plan.bottle.name}`,
+        );
         keep.add(copied.copyVolume!);
         await writeRecord(plan.bottle.stateDir, {
           ...record,

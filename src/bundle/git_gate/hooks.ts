@@ -21,6 +21,59 @@ export const GATE_SECRETS_ENV = "BOTTLE_GATE_SECRETS";
 /** How to reach each declared upstream (remote_upstream.ts), for the push on. */
 export const GATE_REMOTE_ACCESS_ENV = "BOTTLE_GATE_REMOTE_ACCESS";
 
+/**
+ * Every object a push makes reachable that no ref of the mirror reaches
+ * must be in the push itself. The mirror borrows the host repository's
+ * objects, which hold more than the mirror shows (other bottles' branches,
+ * the stash): a ref pointed at one of those by its id would hand it to the
+ * agent on its next fetch.
+ */
+async function foreignObjects(
+  gitDir: string,
+  env: Record<string, string>,
+  quarantine: string,
+  updates: RefUpdate[],
+): Promise<Violation[]> {
+  const out: Violation[] = [];
+  for (const up of updates) {
+    if (isZero(up.new)) continue;
+    const reach = await git(gitDir, [
+      "rev-list",
+      "--objects",
+      "--no-object-names",
+      up.new,
+      "--not",
+      "--all",
+    ], { env, check: false });
+    const ids = reach.stdout.split("\n").filter(Boolean);
+    if (reach.code !== 0) {
+      out.push({
+        rule: "foreign-object",
+        ref: up.ref,
+        message: `${up.ref}: its objects cannot be read`,
+      });
+      continue;
+    }
+    if (ids.length === 0) continue;
+    const inPush = await git(gitDir, ["cat-file", "--batch-check=%(objectname)"], {
+      env: { ...env, GIT_OBJECT_DIRECTORY: quarantine, GIT_ALTERNATE_OBJECT_DIRECTORIES: "" },
+      stdin: ids.join("\n") + "\n",
+      check: false,
+    });
+    const missing = inPush.stdout.split("\n").filter((l) => l.endsWith(" missing"));
+    if (missing.length > 0) {
+      out.push({
+        rule: "foreign-object",
+        ref: up.ref,
+        message: `${up.ref} points at ${
+          missing[0]!.split(" ")[0]!.slice(0, 12)
+        }, which neither the push nor this repository's branches hold`,
+      });
+    }
+  }
+  return out;
+}
+
 /** Env of the hook's git commands: the repository and, in pre-receive, the quarantine. */
 function repoEnv(): Record<string, string> {
   const out: Record<string, string> = {};
@@ -96,6 +149,9 @@ async function preReceive(
   if (size) violations.push(size);
 
   const tips = updates.filter((x) => !isZero(x.new)).map((x) => x.new);
+  if (violations.length === 0 && tips.length > 0 && quarantine) {
+    violations.push(...await foreignObjects(gitDir, env, quarantine, updates));
+  }
   if (violations.length === 0 && tips.length > 0) {
     const log = await git(gitDir, [
       "log",
@@ -206,7 +262,7 @@ async function postReceive(
     if (isZero(up.new) || !up.ref.startsWith("refs/heads/")) continue;
     const landing = `${u.landingPrefix}${up.ref.slice("refs/heads/".length)}`;
     const r = await git(u.bundlePath, [
-      // The repository's logs/ is read-only in the bundle (only objects/ and this bottle's refs are not).
+      // No new reflogs: in the bundle only objects/ and this bottle's own ref and log dirs are writable.
       "-c",
       "core.logAllRefUpdates=false",
       "fetch",

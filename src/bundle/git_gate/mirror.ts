@@ -25,6 +25,9 @@ export async function configureMirror(dir: string, hooksDir: string): Promise<vo
     ["http.receivepack", "true"],
     ["http.uploadpack", "true"],
     ["uploadpack.allowFilter", "true"],
+    // The borrowed objects' refs (other bottles' branches, the stash) are not
+    // advertised as `.have` lines to a pushing client.
+    ["core.alternateRefsCommand", "true"],
     ["core.logAllRefUpdates", "true"],
     ["gc.auto", "0"],
   ];

@@ -21,7 +21,8 @@ export interface Violation {
     | "non-fast-forward"
     | "size"
     | "secret"
-    | "hook";
+    | "hook"
+    | "foreign-object";
   ref?: string;
   message: string;
 }

@@ -190,8 +190,9 @@ export async function pushOn(
     ...access.config,
     "push",
     "--porcelain",
-    // All or nothing, as the agent's push is here: never half of it upstream.
-    "--atomic",
+    // All or nothing, as the agent's push is here: never half of it upstream
+    // (one ref needs no --atomic, which a server without it would refuse).
+    ...(updates.length > 1 ? ["--atomic"] : []),
     "--no-verify",
     "origin",
     ...updates.map((x) => `${x.new}:${x.ref}`),

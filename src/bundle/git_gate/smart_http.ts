@@ -53,8 +53,9 @@ export async function serveSmartHttp(req: Request, opts: SmartHttpOptions): Prom
     ["content-encoding", "HTTP_CONTENT_ENCODING"],
     // Not Git-Protocol: protocol v2 serves any object asked for by its id,
     // and through the mirror's alternates that is every object of the host
-    // repository (other bottles' branches, dropped stashes). v0 serves only
-    // what the ref advertisement shows.
+    // repository (other bottles' branches, dropped stashes). v0 serves no
+    // commit the ref advertisement does not reach (a tree or blob named by
+    // its id it still serves: see the README).
   ];
   for (const [header, name] of copy) {
     const v = req.headers.get(header);
