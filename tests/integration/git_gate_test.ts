@@ -120,6 +120,22 @@ Deno.test("git gate: the host repository in, pushes out under the bottle's own b
     const pushed = again.stdout.trim().split("\n").at(-1)!;
     assert.equal(await git(repo, ["rev-parse", "refs/heads/bottle/coder-gate1/main"]), pushed);
 
+    // The user built on the bottle's branch here: a push that cannot land is
+    // refused, not accepted and lost.
+    const mine = await git(repo, ["commit-tree", "-p", pushed, "-m", "mine", `${pushed}^{tree}`]);
+    await git(repo, ["update-ref", "refs/heads/bottle/coder-gate1/main", mine]);
+    const diverged = await sh(
+      "git commit --quiet --allow-empty -m other && git push origin main 2>&1",
+    );
+    assert.notEqual(diverged.code, 0, diverged.stdout);
+    assert.match(
+      diverged.stdout,
+      /\[landing\] bottle\/coder-gate1\/main moved on in the host repository/,
+    );
+    assert.equal(await git(repo, ["rev-parse", "refs/heads/bottle/coder-gate1/main"]), mine);
+    await git(repo, ["update-ref", "refs/heads/bottle/coder-gate1/main", pushed]);
+    await sh("git reset --quiet --hard HEAD~1");
+
     // Each rule rejects with its name, and nothing lands.
     const rejected: [string, string, RegExp][] = [
       [
@@ -219,7 +235,7 @@ Deno.test("git gate: the host repository in, pushes out under the bottle's own b
     );
     assert.deepEqual(
       events.map((e) => e.decision),
-      ["accepted", "landed", "accepted", "landed", ...rejected.map(() => "rejected")],
+      ["accepted", "landed", "accepted", "landed", "rejected", ...rejected.map(() => "rejected")],
     );
     assert.ok(!logs.stdout.includes(SECRET));
     const ls = await bottle(["ls", "--json"], be.env);

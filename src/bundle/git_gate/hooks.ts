@@ -8,7 +8,12 @@
  * What they print reaches the agent's `git push` as `remote:` lines.
  */
 import { AuditLog } from "../audit_log.ts";
-import { type GateConfig, type GateUpstream, readGateConfig } from "./gate_config.ts";
+import {
+  type GateConfig,
+  type GateUpstream,
+  type HostUpstream,
+  readGateConfig,
+} from "./gate_config.ts";
 import { isZero, type RefUpdate, refViolation, sizeViolation, type Violation } from "./policy.ts";
 import { scanPatch } from "./secret_scan.ts";
 import { pushOn, type RemoteAccess } from "./remote_upstream.ts";
@@ -68,6 +73,44 @@ async function foreignObjects(
         message: `${up.ref} points at ${
           missing[0]!.split(" ")[0]!.slice(0, 12)
         }, which neither the push nor this repository's branches hold`,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * A push is refused, not accepted and then lost, where its landing could
+ * not be made: the host's `bottle/<name>/<branch>` moved on (the user
+ * committed there, or reset it) so that the push is no fast-forward of it.
+ */
+async function unlandable(
+  u: HostUpstream,
+  gitDir: string,
+  quarantine: string,
+  updates: RefUpdate[],
+): Promise<Violation[]> {
+  const out: Violation[] = [];
+  for (const up of updates) {
+    if (isZero(up.new) || !up.ref.startsWith("refs/heads/")) continue;
+    const landing = `${u.landingPrefix}${up.ref.slice("refs/heads/".length)}`;
+    const now = await git(u.bundlePath, ["rev-parse", "--verify", "--quiet", landing], {
+      check: false,
+    });
+    const old = now.stdout.trim();
+    if (now.code !== 0 || !old || old === up.new) continue;
+    // The pushed objects are still in quarantine: the host repository sees them through it.
+    const ff = await git(u.bundlePath, ["merge-base", "--is-ancestor", old, up.new], {
+      env: { GIT_ALTERNATE_OBJECT_DIRECTORIES: `${quarantine}:${gitDir}/objects` },
+      check: false,
+    });
+    if (ff.code !== 0) {
+      out.push({
+        rule: "landing",
+        ref: up.ref,
+        message: `${
+          landing.slice("refs/heads/".length)
+        } moved on in the host repository: ${up.ref} is not a fast-forward of it (push another branch)`,
       });
     }
   }
@@ -151,6 +194,9 @@ async function preReceive(
   const tips = updates.filter((x) => !isZero(x.new)).map((x) => x.new);
   if (violations.length === 0 && tips.length > 0 && quarantine) {
     violations.push(...await foreignObjects(gitDir, env, quarantine, updates));
+  }
+  if (violations.length === 0 && u.kind === "host" && quarantine) {
+    violations.push(...await unlandable(u, gitDir, quarantine, updates));
   }
   if (violations.length === 0 && tips.length > 0) {
     const log = await git(gitDir, [

@@ -22,7 +22,8 @@ export interface Violation {
     | "size"
     | "secret"
     | "hook"
-    | "foreign-object";
+    | "foreign-object"
+    | "landing";
   ref?: string;
   message: string;
 }
