@@ -18,6 +18,7 @@ import { UserError } from "../errors.ts";
 import { saveAuditLog } from "./bundle/bundle_container.ts";
 import { fetchLandings } from "./workspace_copy.ts";
 import { removeLandingDirIfEmpty } from "../git/landing_dir.ts";
+import { importLandingStore } from "../git/landing_store.ts";
 import type { ContainerSummary } from "../engine/docker_cli.ts";
 
 export interface BottleSummary {
@@ -138,6 +139,8 @@ export class Bottles {
       }
     }
     if (record?.landing && !copy) {
+      // The bundle is gone: its landed objects into the repository itself, or the record stays.
+      if (record.landing.store) await importLandingStore(record.landing.repo, record.landing.store);
       await removeLandingDirIfEmpty(record.landing.repo, record.landing.prefix);
     }
     const volumes = kept ? b.volumes.filter((v) => v !== copy!.volume) : b.volumes;

@@ -134,6 +134,7 @@ export async function makeBundleFiles(
               start: gateStarts[u.name] ?? { carried: false },
               policy: u.policy,
               ...(u.transport === "copy" ? { copied: true } : {}),
+              ...(u.landingStore ? { objectStore: u.landingStore.bundleDir } : {}),
             }
             : {
               name: u.name,

@@ -462,7 +462,14 @@ function workspacePlan(
     landingPrefix: `refs/heads/bottle/${bottle}/`,
     carryChanges: true,
     transport: remote ? "copy" : "mount",
-    ...(remote ? { copyVolume: `bottle-${bottle}-workspace` } : {}),
+    ...(remote ? { copyVolume: `bottle-${bottle}-workspace` } : {
+      // At the same path in the bundle: the host repository's alternates name it.
+      landingStore: {
+        hostDir: join(facts.stateRoot, "bottles", bottle, "landing-objects"),
+        bundleDir: join(facts.stateRoot, "bottles", bottle, "landing-objects"),
+        bottlesDir: join(facts.stateRoot, "bottles"),
+      },
+    }),
     url: gateUrl(vmAgent, "workspace"),
     policy: {
       branches: ["*"],
@@ -587,16 +594,22 @@ function declaredUpstreams(
 }
 
 /**
- * The host repository in the bundle: read-only but for what a landing
- * writes, its objects and this bottle's own `refs/heads/bottle/<name>/`
- * (made at launch). Config, hooks and every other ref stay read-only, so no
- * daemon of the bundle (each parses the agent's traffic) can plant what runs
- * on this host at the user's next git command, or move the user's branches.
+ * The host repository in the bundle: read-only but for this bottle's own
+ * `refs/heads/bottle/<name>/` and its reflogs (made at launch); landed
+ * objects go to the bottle's own store. Objects, config, hooks and every
+ * other ref stay read-only, so no daemon of the bundle (each parses the
+ * agent's traffic) can plant what runs on this host at the user's next git
+ * command, alter what the user checks out, or move the user's branches.
  */
 function hostRepoMounts(u: HostUpstreamPlan): MountPlan[] {
   return [
     { source: u.hostGitDir, target: u.bundlePath, readonly: true },
-    { source: `${u.hostGitDir}/objects`, target: `${u.bundlePath}/objects`, readonly: false },
+    ...(u.landingStore
+      ? [
+        { source: u.landingStore.bottlesDir, target: u.landingStore.bottlesDir, readonly: true },
+        { source: u.landingStore.hostDir, target: u.landingStore.bundleDir, readonly: false },
+      ]
+      : []),
     ...landingDirs(u.landingPrefix).map((d) => ({
       source: `${u.hostGitDir}/${d}`,
       target: `${u.bundlePath}/${d}`,

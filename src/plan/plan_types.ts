@@ -189,6 +189,21 @@ export interface HostUpstreamPlan extends UpstreamBase {
    */
   transport: "mount" | "copy";
   copyVolume?: string;
+  /**
+   * `mount`: where landed objects go (the host repository's own objects are
+   * read-only to the bundle): `hostDir` in the bottle's state dir, borrowed
+   * by the host repository while the bottle runs and imported at its end.
+   */
+  landingStore?: {
+    hostDir: string;
+    bundleDir: string;
+    /**
+     * Every bottle's dir, read-only at the same path: the repository borrows
+     * each running bottle's store, and git in this bundle must be able to
+     * read what the others' branches there point at.
+     */
+    bottlesDir: string;
+  };
 }
 
 /**

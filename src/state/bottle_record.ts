@@ -35,7 +35,13 @@ export interface BottleRecord {
    * under; `copy`: on an engine that does not see this host's files, the
    * volume they land in first and the image that reads it (`bottle fetch`).
    */
-  landing?: { repo: string; prefix: string; copy?: { volume: string; image?: string } };
+  landing?: {
+    repo: string;
+    prefix: string;
+    /** mount: the bottle's own object store, borrowed by the repository until imported. */
+    store?: string;
+    copy?: { volume: string; image?: string };
+  };
 }
 
 export const RECORD_FILE = "bottle.json";

@@ -197,8 +197,8 @@ Deno.test("git gate: the host repository in, pushes out under the bottle's own b
       ).join(" && "),
     );
     assert.deepEqual(probe.stdout.trim().split("\n"), ["200", "404", "404", "404", "404", "403"]);
-    // The bundle itself (its daemons parse the agent's traffic) can write the
-    // objects and this bottle's own refs of the host repository, nothing else.
+    // The bundle itself (its daemons parse the agent's traffic) can write this
+    // bottle's own refs of the host repository, nothing else (not even objects).
     const inBundle = await run([
       "docker",
       "exec",
@@ -221,7 +221,7 @@ Deno.test("git gate: the host repository in, pushes out under the bottle's own b
       "config=refused",
       "refs/heads/main=refused",
       "refs/heads/bottle/other-bottle=refused",
-      "objects/bottle-probe=written",
+      "objects/bottle-probe=refused",
       `refs/heads/bottle/${name}/probe=written`,
     ]);
     // Nor the host repository's path, or the bundle's files.
@@ -245,12 +245,19 @@ Deno.test("git gate: the host repository in, pushes out under the bottle's own b
     assert.equal(stop.code, 0, stop.stderr);
   }
   assert.deepEqual(await labelled(`bottle.id=${name}`), NOTHING);
-  // stop keeps what was pushed.
+  // stop keeps what was pushed, with its objects now the repository's own:
+  // the bottle's store is no longer borrowed, and nothing is missing.
   assert.equal(
     await git(repo, ["for-each-ref", "--format=%(refname)", "refs/heads/bottle/"]),
     "refs/heads/bottle/coder-gate1/main",
   );
   assert.deepEqual(await untouched(repo), before);
+  const alternates = await Deno.readTextFile(`${repo}/.git/objects/info/alternates`).catch(() =>
+    ""
+  );
+  assert.doesNotMatch(alternates, /landing-objects/);
+  assert.equal(await git(repo, ["fsck", "--connectivity-only", "--no-dangling"]), "");
+  assert.equal(await git(repo, ["show", "-s", "--format=%s", "bottle/coder-gate1/main"]), "again");
 });
 
 Deno.test("git gate: two bottles of one repository push the same branch without clobbering", async () => {

@@ -291,11 +291,14 @@ Deno.test("plan: inside a repository the workspace is a clone through the gate",
     allowTags: false,
     hooks: [],
   });
-  // Only the bundle sees the host repository, read-only but for the objects and
-  // this bottle's own refs; the agent gets a clone.
+  // Only the bundle sees the host repository, read-only but for this bottle's
+  // own refs; landed objects go to the bottle's own store; the agent gets a clone.
+  const store = "/state/bottle/bottles/claude-abc123/landing-objects";
   assert.deepEqual(p.bundle.container.mounts, [
     { source: "/proj/.git", target: "/run/bottle/host-repo", readonly: true },
-    { source: "/proj/.git/objects", target: "/run/bottle/host-repo/objects", readonly: false },
+    // Every bottle's store read-only (the repository borrows them all), its own writable.
+    { source: "/state/bottle/bottles", target: "/state/bottle/bottles", readonly: true },
+    { source: store, target: store, readonly: false },
     {
       source: "/proj/.git/refs/heads/bottle/claude-abc123",
       target: "/run/bottle/host-repo/refs/heads/bottle/claude-abc123",

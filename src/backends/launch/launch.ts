@@ -33,6 +33,7 @@ import { type BottleRecord, writeRecord } from "../../state/bottle_record.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
 import { fetchLandings, seedWorkspace } from "../workspace_copy.ts";
 import { removeLandingDirIfEmpty } from "../../git/landing_dir.ts";
+import { importLandingStore } from "../../git/landing_store.ts";
 import * as L from "../../labels.ts";
 import { terminalSafe } from "../../text/terminal_safe.ts";
 import { hostname } from "node:os";
@@ -122,9 +123,25 @@ async function launchSteps(
       }
     });
   }
+  // Where the workspace starts (a commit of uncommitted changes is made now,
+  // the bottle's landing dirs and object store are set up).
+  const starting: Promise<GateStarts> = gateStarts(plan);
+  starting.catch(() => {}); // awaited below, and by teardown
   const mounted = plan.bundle.gitGate?.upstreams.find((u) => u.kind === "host");
   if (mounted?.kind === "host" && mounted.transport === "mount") {
-    stack.defer(() => removeLandingDirIfEmpty(mounted.hostGitDir, mounted.landingPrefix));
+    // Once the bundle is gone: its landed objects into the repository itself.
+    stack.defer(async () => {
+      await starting.catch(() => {});
+      if (mounted.landingStore) {
+        try {
+          await importLandingStore(mounted.hostGitDir, mounted.landingStore.hostDir);
+        } catch (err) {
+          keep.add(mounted.landingStore.hostDir); // the state dir stays with it
+          throw err;
+        }
+      }
+      await removeLandingDirIfEmpty(mounted.hostGitDir, mounted.landingPrefix);
+    });
   }
   stack.defer(() => removeContainers(docker, runtime, plan, place));
   const volumes = settled(
@@ -136,9 +153,6 @@ async function launchSteps(
   // containers' starts are under way (the bundle's init waits for them on
   // its stdin), so it holds up no engine call.
   let minting: Promise<BundleFiles> | undefined;
-  // Where the workspace starts (a commit of uncommitted changes is made now).
-  const starting: Promise<GateStarts> = gateStarts(plan);
-  starting.catch(() => {}); // awaited below
   const files = () => (minting ??= starting.then((s) => makeBundleFiles(plan, s)));
   await settled([volumes, preparing, starting]);
   const prepared = await preparing;
@@ -268,6 +282,7 @@ function landingOf(plan: Plan, image?: string): Pick<BottleRecord, "landing"> {
     landing: {
       repo: host.hostGitDir,
       prefix: host.landingPrefix,
+      ...(host.landingStore ? { store: host.landingStore.hostDir } : {}),
       ...(host.copyVolume
         ? { copy: { volume: host.copyVolume, ...(image ? { image } : {}) } }
         : {}),

@@ -10,6 +10,7 @@ import { findHostRepo } from "../../git/host_repo.ts";
 import { startingPoint } from "../../git/carry_changes.ts";
 import { UserError } from "../../errors.ts";
 import { makeLandingDir } from "../../git/landing_dir.ts";
+import { attachLandingStore } from "../../git/landing_store.ts";
 
 export async function gateStarts(plan: Plan): Promise<GateStarts> {
   const starts: GateStarts = {};
@@ -21,6 +22,7 @@ export async function gateStarts(plan: Plan): Promise<GateStarts> {
       throw new UserError(`The repository at ${root} changed since the plan was made: start again`);
     }
     if (u.transport === "mount") await makeLandingDir(u.hostGitDir, u.landingPrefix);
+    if (u.landingStore) await attachLandingStore(u.hostGitDir, u.landingStore.hostDir);
     const point = u.carryChanges
       ? await startingPoint(repo)
       : { ...(repo.head ? { commit: repo.head } : {}), carried: false };

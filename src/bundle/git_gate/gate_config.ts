@@ -19,6 +19,8 @@ export interface HostUpstream {
   policy: GatePolicyPlan;
   /** `bundlePath` is the bundle's copy of the host repository (fetched back by `bottle fetch`). */
   copied?: boolean;
+  /** Where landed objects are written (the host repository's objects are read-only here). */
+  objectStore?: string;
 }
 
 /** A declared upstream: mirrored from `url` and pushed on to it, with the identity in `identity.env`. */

@@ -308,7 +308,8 @@ async function postReceive(
     if (isZero(up.new) || !up.ref.startsWith("refs/heads/")) continue;
     const landing = `${u.landingPrefix}${up.ref.slice("refs/heads/".length)}`;
     const r = await git(u.bundlePath, [
-      // No new reflogs: in the bundle only objects/ and this bottle's own ref and log dirs are writable.
+      // No new reflogs; new objects into the bottle's own store (the host
+      // repository's are read-only here, and borrowed for what it has).
       "-c",
       "core.logAllRefUpdates=false",
       "fetch",
@@ -319,7 +320,17 @@ async function postReceive(
       "--no-auto-gc",
       mirror,
       `${up.ref}:${landing}`,
-    ], { check: false });
+    ], {
+      check: false,
+      ...(u.objectStore
+        ? {
+          env: {
+            GIT_OBJECT_DIRECTORY: u.objectStore,
+            GIT_ALTERNATE_OBJECT_DIRECTORIES: `${u.bundlePath}/objects`,
+          },
+        }
+        : {}),
+    });
     const short = landing.slice("refs/heads/".length);
     if (r.code === 0 && u.copied) {
       console.error(
