@@ -62,8 +62,9 @@ async function launchSteps(
 
   await using stack = new AsyncDisposableStack();
   const place = runtime.placeOf(plan);
-  // Volumes not to remove: a copied workspace whose pushes could not be
-  // fetched (its record stays too, for `bottle fetch` and `bottle stop`).
+  // What holds pushes teardown could not bring home: a copied workspace's
+  // volume, a mounted one's object store. The record stays with them (for
+  // `bottle fetch` and `bottle stop`).
   const keep = new Set<string>();
   const record = await openState(stack, req, place, keep);
   // The network and volume are made while images and secrets are looked up.
