@@ -1,6 +1,6 @@
 /** `bottle agents`: every agent definition bottle can see, and where each came from. */
 import type { Command } from "commander";
-import { type ConfigOption, discover } from "./agent_options.ts";
+import { configOf, type ConfigOption, discover } from "./agent_options.ts";
 import type { CliContext } from "./context.ts";
 import { table } from "./table.ts";
 
@@ -8,8 +8,8 @@ export function registerAgents(program: Command, ctx: CliContext): void {
   program.command("agents")
     .description("List agent definitions and where each came from")
     .option("--json", "print as JSON")
-    .action(async (opts: { json?: boolean }) => {
-      const d = await discover(ctx, program.opts<ConfigOption>());
+    .action(async (opts: ConfigOption & { json?: boolean }) => {
+      const d = await discover(ctx, configOf(program, opts));
       const rows = [...d.agents.values()].map((a) => ({
         name: a.name,
         backend: a.definition.backend,

@@ -7,29 +7,29 @@ import { Command, CommanderError } from "commander";
 import { CancelledError, SilentExit, UserError } from "../errors.ts";
 import { redact } from "../proc/secrets.ts";
 import { CommandNotFoundError, setTrace } from "../proc/runner.ts";
-import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 import { registerAgents } from "./agents.ts";
 import { registerConfig } from "./config_schema.ts";
 import { registerDoctor } from "./doctor.ts";
 import { registerPlan } from "./plan.ts";
-import { registerVersion } from "./version.ts";
+import { registerVersion, versionLine } from "./version.ts";
 import { registerBackendCommands } from "./backend_commands.ts";
+import { AGENT_COMMANDS, CONFIG_FLAGS, CONFIG_HELP } from "./agent_options.ts";
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command("bottle")
     .description("Run a coding agent in a sealed bottle; everything it must not hold stays outside")
-    .version(VERSION, "-V, --version")
-    .option(
-      "-c, --config <file>",
-      "agent file to use (default: ./bottle.yaml, then the user config dir)",
-    )
+    .version(versionLine(), "-V, --version")
+    .option(CONFIG_FLAGS, CONFIG_HELP)
     .showSuggestionAfterError(true)
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({
       writeOut: (s) => ctx.out(s.replace(/\n$/, "")),
       writeErr: (s) => ctx.err(s.replace(/\n$/, "")),
+      // Commander's own usage errors read like every other: `bottle: …`, and where to look.
+      outputError: (s, write) =>
+        write(`bottle: ${s.replace(/^error: /, "").replace(/\n$/, "")} (see bottle --help)\n`),
     });
   registerPlan(program, ctx);
   registerAgents(program, ctx);
@@ -37,7 +37,12 @@ export function buildProgram(ctx: CliContext): Command {
   registerDoctor(program, ctx);
   registerVersion(program, ctx);
   registerBackendCommands(program, ctx);
-  for (const c of program.commands) c.exitOverride().configureOutput(program.configureOutput());
+  for (const c of program.commands) {
+    c.exitOverride().configureOutput(program.configureOutput());
+    // Global options before a command's name only, as git's: but --config
+    // is where users put it, after it too.
+    if (AGENT_COMMANDS.includes(c.name())) c.option(CONFIG_FLAGS, CONFIG_HELP);
+  }
   return program;
 }
 

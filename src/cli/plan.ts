@@ -1,6 +1,6 @@
 /** `bottle plan <agent>`: what a start would do, printed without doing it. */
 import type { Command } from "commander";
-import type { ConfigOption } from "./agent_options.ts";
+import { configOf, type ConfigOption } from "./agent_options.ts";
 import type { CliContext } from "./context.ts";
 import { type BackendOption, backendOption, workspaceOption } from "./backend_option.ts";
 import { planFor } from "./planning.ts";
@@ -18,7 +18,7 @@ export function registerPlan(program: Command, ctx: CliContext): void {
         agentName: string,
         opts: ConfigOption & BackendOption & { json?: boolean; name?: string },
       ) => {
-        const { agent, plan } = await planFor(ctx, { ...program.opts(), ...opts }, agentName, opts);
+        const { agent, plan } = await planFor(ctx, configOf(program, opts), agentName, opts);
         // The host files it names are checked as `start` checks them, and a
         // secret `start` could not read is said now.
         const [{ checkPlanInputs }, { buildCaFiles, readBuildCas }, { secretSourceProblem }] =

@@ -1,6 +1,6 @@
 /** `bottle start [agent]`: plan, launch, run the agent; tear down when it ends. */
 import type { Command } from "commander";
-import type { ConfigOption } from "./agent_options.ts";
+import { configOf, type ConfigOption } from "./agent_options.ts";
 import { type BackendOption, backendOption, workspaceOption } from "./backend_option.ts";
 import type { CliContext } from "./context.ts";
 import { enginesOf } from "./backends.ts";
@@ -30,7 +30,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     });
 }
 
-export type LaunchOptions = BackendOption & { name?: string; buildCa: string[] };
+export type LaunchOptions = BackendOption & ConfigOption & { name?: string; buildCa: string[] };
 
 /**
  * Plans and launches a bottle; returns the session's exit code. `run`
@@ -48,7 +48,7 @@ export async function startBottle(
     import("../backends/engines.ts"),
     import("../build/build_cas.ts"),
   ]);
-  const planned = await planFor(ctx, program.opts<ConfigOption>(), agentName, opts);
+  const planned = await planFor(ctx, configOf(program, opts), agentName, opts);
   const { agent } = planned;
   const plan = how.session ? how.session(planned.plan) : planned.plan;
   for (const w of plan.warnings) ctx.err(`bottle: warning: ${w}`);

@@ -3,6 +3,11 @@ import type { Command } from "commander";
 import { VERSION } from "../version.ts";
 import type { CliContext } from "./context.ts";
 
+/** One version string, for `bottle version` and `bottle --version` alike. */
+export function versionLine(): string {
+  return `bottle ${VERSION} (deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch})`;
+}
+
 export function registerVersion(program: Command, ctx: CliContext): void {
   program.command("version")
     .description("Print bottle's version")
@@ -14,10 +19,6 @@ export function registerVersion(program: Command, ctx: CliContext): void {
         os: Deno.build.os,
         arch: Deno.build.arch,
       };
-      ctx.out(
-        opts.json
-          ? JSON.stringify(info, null, 2)
-          : `bottle ${VERSION} (deno ${info.deno}, ${info.os}/${info.arch})`,
-      );
+      ctx.out(opts.json ? JSON.stringify(info, null, 2) : versionLine());
     });
 }

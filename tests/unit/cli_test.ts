@@ -21,7 +21,7 @@ Deno.test("cli: every command has --help", async () => {
 Deno.test("cli: an unknown flag is a usage error, exit 2", async () => {
   const r = await cli(["plan", "--bogus"]);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /unknown option '--bogus'/);
+  assert.match(r.stderr, /^bottle: unknown option '--bogus'.*\(see bottle --help\)$/m);
 });
 
 Deno.test("cli: a misspelt command gets a suggestion and exit 2", async () => {
@@ -313,4 +313,33 @@ Deno.test("cli: run takes the agent before -- and the prompt after it", async (t
       assert.match(r.stderr, message);
     });
   }
+});
+
+Deno.test("cli: --config works after the command's name too; one version string", async () => {
+  const home = await Deno.makeTempDir();
+  const file = join(home, "f.yaml");
+  await Deno.writeTextFile(file, "version: 1\nagents:\n  demo: {anthropic: none}\n");
+  for (
+    const args of [["plan", "demo", "--config", file, "--json"], [
+      "--config",
+      file,
+      "plan",
+      "demo",
+      "--json",
+    ]]
+  ) {
+    const r = await cli(args, { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).bottle.agent, "demo");
+  }
+  // After the name it wins over one before it.
+  const both = await cli(["--config", "/nonexistent.yaml", "agents", "--config", file, "--json"], {
+    home,
+  });
+  assert.equal(both.code, 0, both.stderr);
+  assert.ok(JSON.parse(both.stdout).agents.some((a: { name: string }) => a.name === "demo"));
+  const long = await cli(["--version"]);
+  const cmd = await cli(["version"]);
+  assert.equal(long.stdout, cmd.stdout);
+  assert.match(cmd.stdout, /^bottle \d+\.\d+\.\d+ \(deno /);
 });
