@@ -9,16 +9,14 @@ import type { Engines } from "./engines.ts";
 import { runtimeFor } from "./engines.ts";
 import type { Backend } from "../plan/plan_types.ts";
 import * as L from "../labels.ts";
-import { bottleDir, keptAuditLog, readRecord, writeRecord } from "../state/bottle_record.ts";
+import { bottleDir, keptAuditLog, readRecord } from "../state/bottle_record.ts";
 import { landedBranches } from "../git/landed_branches.ts";
 import { checkBottleName, isBottleName } from "../state/bottle_name.ts";
 import { ownerAlive } from "../state/owner.ts";
 import { pathExists } from "../state/path_exists.ts";
 import { UserError } from "../errors.ts";
 import { saveAuditLog } from "./bundle/bundle_container.ts";
-import { fetchLandings } from "./workspace_copy.ts";
-import { removeLandingDirIfEmpty } from "../git/landing_dir.ts";
-import { importLandingStore } from "../git/landing_store.ts";
+import { bringHome, keepRecord, keptWhere } from "./landings.ts";
 import type { ContainerSummary } from "../engine/docker_cli.ts";
 
 export interface BottleSummary {
@@ -124,37 +122,32 @@ export class Bottles {
           .finally(() => docker.removeContainers([b.bundleContainer!]))
         : undefined,
     ]);
-    // A copied workspace's pushes come to the host repository before its
-    // volume goes; if they cannot, the volume and the record stay.
+    // What the bottle pushed comes home before its volume goes; if it
+    // cannot, what holds it and the record stay.
     const record = b.hasState ? await readRecord(bottleDir(this.stateRoot, name)) : undefined;
-    const copy = record?.landing?.copy;
+    const landing = record?.landing;
+    const copy = landing?.copy;
     let kept: Error | undefined;
     if (
-      record?.landing && copy?.image && b.volumes.includes(copy.volume) && !opts.discardPushes
+      landing && !(copy && (!b.volumes.includes(copy.volume) || opts.discardPushes))
     ) {
       try {
-        await this.fetchCopied(name, { ...record.landing, ...copy });
+        await bringHome(docker, landing);
       } catch (err) {
         kept = err as Error;
       }
     }
-    if (record?.landing && !copy) {
-      // The bundle is gone: its landed objects into the repository itself, or the record stays.
-      if (record.landing.store) await importLandingStore(record.landing.repo, record.landing.store);
-      await removeLandingDirIfEmpty(record.landing.repo, record.landing.prefix);
-    }
-    const volumes = kept ? b.volumes.filter((v) => v !== copy!.volume) : b.volumes;
+    const volumes = kept && copy ? b.volumes.filter((v) => v !== copy.volume) : b.volumes;
     await Promise.all([docker.networkRemove(b.networks), docker.volumeRemove(volumes)]);
     if (kept) {
-      await writeRecord(bottleDir(this.stateRoot, name), {
-        ...record!,
-        networks: [],
-        volumes: [copy!.volume],
-      });
+      await keepRecord(bottleDir(this.stateRoot, name), record!);
+      const finish = copy
+        ? `bottle fetch ${name} brings them and bottle stop ${name} removes it (bottle stop --discard-pushes ${name} drops them)`
+        : `bottle stop ${name} brings them in`;
       throw new UserError(
-        `${kept.message}\nThe pushes of ${name} are kept in volume ${
-          copy!.volume
-        }: once the cause is fixed, bottle fetch ${name} brings them and bottle stop ${name} removes it (bottle stop --discard-pushes ${name} drops them)`,
+        `${kept.message}\nThe pushes of ${name} are kept in ${
+          keptWhere(landing!)
+        }: once the cause is fixed, ${finish}`,
       );
     }
     if (b.hasState) await Deno.remove(bottleDir(this.stateRoot, name), { recursive: true });
@@ -171,18 +164,11 @@ export class Bottles {
     const landing = record.landing;
     if (!landing) throw new UserError(`Bottle "${name}" has no git workspace: nothing to fetch`);
     if (!landing.copy) return { branches: await landedBranches(landing), copied: false };
-    await this.fetchCopied(name, { ...landing, ...landing.copy });
-    return { branches: await landedBranches(landing), copied: true };
-  }
-
-  private async fetchCopied(
-    name: string,
-    l: { repo: string; prefix: string; volume: string; image?: string },
-  ): Promise<void> {
-    if (!l.image) {
+    if (!landing.copy.image) {
       throw new UserError(`Bottle "${name}" never started its bundle: nothing was pushed`);
     }
-    await fetchLandings(this.engines.docker, { ...l, image: l.image });
+    await bringHome(this.engines.docker, landing);
+    return { branches: await landedBranches(landing), copied: true };
   }
 
   /**

@@ -31,9 +31,8 @@ import { gateStarts } from "./workspace_start.ts";
 import { bundleAddress, saveAuditLog, startBundle } from "../bundle/bundle_container.ts";
 import { type BottleRecord, writeRecord } from "../../state/bottle_record.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
-import { fetchLandings, seedWorkspace } from "../workspace_copy.ts";
-import { removeLandingDirIfEmpty } from "../../git/landing_dir.ts";
-import { importLandingStore } from "../../git/landing_store.ts";
+import { seedWorkspace } from "../workspace_copy.ts";
+import { bringHome, keepRecord, keptWhere } from "../landings.ts";
 import * as L from "../../labels.ts";
 import { terminalSafe } from "../../text/terminal_safe.ts";
 import { hostname } from "node:os";
@@ -82,66 +81,40 @@ async function launchSteps(
     await networks.catch(() => {});
     await removeShared(docker, plan, keep);
   });
-  // What the bottle pushed into a copied workspace comes back once the
-  // containers are gone (nothing can push any more) and before the volume
-  // goes; if it cannot, the volume and the record stay.
-  const copied = copiedHost(plan);
-  let seeded: Promise<void> = Promise.resolve();
-  let seedDone = false;
-  let bundleImage: string | undefined;
-  if (copied) {
-    stack.defer(async () => {
-      await seeded.catch(() => {});
-      if (!seedDone || !bundleImage) {
-        await docker.removeContainers([`${plan.bundle.container.name}-seed`]);
-        return;
-      }
-      try {
-        const got = await fetchLandings(docker, {
-          repo: copied.hostGitDir,
-          prefix: copied.landingPrefix,
-          volume: copied.copyVolume!,
-          image: bundleImage,
-        });
-        for (const b of got) req.progress(`${terminalSafe(b)} is in the host repository`);
-      } catch (err) {
-        // Said now as well: a signal's own error would take this one's place.
-        req.progress(
-          `the pushes of ${plan.bottle.name} are kept in volume ${copied.copyVolume}: bottle fetch ${plan.bottle.name}, then bottle stop ${plan.bottle.name}`,
-        );
-        keep.add(copied.copyVolume!);
-        await writeRecord(plan.bottle.stateDir, {
-          ...record,
-          ...landingOf(plan, bundleImage),
-          networks: [],
-          volumes: [copied.copyVolume!],
-        });
-        throw new Error(
-          `${
-            (err as Error).message
-          }: the pushes are kept in volume ${copied.copyVolume} (bottle fetch ${plan.bottle.name}, then bottle stop ${plan.bottle.name})`,
-        );
-      }
-    });
-  }
   // Where the workspace starts (a commit of uncommitted changes is made now,
   // the bottle's landing dirs and object store are set up).
   const starting: Promise<GateStarts> = gateStarts(plan);
   starting.catch(() => {}); // awaited below, and by teardown
-  const mounted = plan.bundle.gitGate?.upstreams.find((u) => u.kind === "host");
-  if (mounted?.kind === "host" && mounted.transport === "mount") {
-    // Once the bundle is gone: its landed objects into the repository itself.
+  // What the bottle pushed comes home once the containers are gone (nothing
+  // can push any more) and before the volume goes; if it cannot, what holds
+  // it and the record stay.
+  const copied = copiedHost(plan);
+  let seeded: Promise<void> = Promise.resolve();
+  let seedDone = false;
+  let bundleImage: string | undefined;
+  if (landingOf(plan).landing) {
     stack.defer(async () => {
-      await starting.catch(() => {});
-      if (mounted.landingStore) {
-        try {
-          await importLandingStore(mounted.hostGitDir, mounted.landingStore.hostDir);
-        } catch (err) {
-          keep.add(mounted.landingStore.hostDir); // the state dir stays with it
-          throw err;
-        }
+      await Promise.allSettled([starting, seeded]);
+      if (copied && !seedDone) {
+        // Only a seeded volume can hold pushes: nothing to bring.
+        await docker.removeContainers([`${plan.bundle.container.name}-seed`]);
+        return;
       }
-      await removeLandingDirIfEmpty(mounted.hostGitDir, mounted.landingPrefix);
+      const landing = landingOf(plan, bundleImage).landing!;
+      try {
+        for (const b of await bringHome(docker, landing)) {
+          req.progress(`${terminalSafe(b)} is in the host repository`);
+        }
+      } catch (err) {
+        const n = plan.bottle.name;
+        const where = keptWhere(landing);
+        const then = landing.copy ? `bottle fetch ${n}, then bottle stop ${n}` : `bottle stop ${n}`;
+        // Said now as well: a signal's own error would take this one's place.
+        req.progress(`the pushes of ${n} are kept in ${where}: ${then}`);
+        keep.add(landing.copy?.volume ?? landing.store!);
+        await keepRecord(plan.bottle.stateDir, { ...record, landing });
+        throw new Error(`${(err as Error).message}: the pushes are kept in ${where} (${then})`);
+      }
     });
   }
   stack.defer(() => removeContainers(docker, runtime, plan, place));
@@ -283,7 +256,7 @@ function landingOf(plan: Plan, image?: string): Pick<BottleRecord, "landing"> {
     landing: {
       repo: host.hostGitDir,
       prefix: host.landingPrefix,
-      ...(host.landingStore ? { store: host.landingStore.hostDir } : {}),
+      ...(host.landingStore ? { store: host.landingStore.dir } : {}),
       ...(host.copyVolume
         ? { copy: { volume: host.copyVolume, ...(image ? { image } : {}) } }
         : {}),
