@@ -134,7 +134,7 @@ export async function makeBundleFiles(
               start: gateStarts[u.name] ?? { carried: false },
               policy: u.policy,
               ...(u.transport === "copy" ? { copied: true } : {}),
-              ...(u.landingStore ? { objectStore: u.landingStore.bundleDir } : {}),
+              ...(u.landingStore ? { objectStore: u.landingStore.dir } : {}),
             }
             : {
               name: u.name,
@@ -150,12 +150,10 @@ export async function makeBundleFiles(
             }
         ),
       ),
-      secretEnv: [
-        ...plan.bundle.routes.map((r) => r.valueEnv),
-        ...gate.upstreams.flatMap((u) =>
-          u.kind === "remote" && u.identity ? [u.identity.valueEnv] : []
-        ),
-      ],
+      // The bottle's own secrets (routes', git identities'), which no push may carry.
+      secretEnv: (plan.bundle.container.startInput?.secrets ?? []).filter((e) =>
+        e !== gate.auth?.tokenEnv
+      ),
     };
     files.set(GATE_CONFIG_FILE, JSON.stringify(config, null, 2) + "\n");
   }

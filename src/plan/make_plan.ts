@@ -463,10 +463,8 @@ function workspacePlan(
     carryChanges: true,
     transport: remote ? "copy" : "mount",
     ...(remote ? { copyVolume: `bottle-${bottle}-workspace` } : {
-      // At the same path in the bundle: the host repository's alternates name it.
       landingStore: {
-        hostDir: join(facts.stateRoot, "bottles", bottle, "landing-objects"),
-        bundleDir: join(facts.stateRoot, "bottles", bottle, "landing-objects"),
+        dir: join(facts.stateRoot, "bottles", bottle, "landing-objects"),
         bottlesDir: join(facts.stateRoot, "bottles"),
       },
     }),
@@ -607,7 +605,7 @@ function hostRepoMounts(u: HostUpstreamPlan): MountPlan[] {
     ...(u.landingStore
       ? [
         { source: u.landingStore.bottlesDir, target: u.landingStore.bottlesDir, readonly: true },
-        { source: u.landingStore.hostDir, target: u.landingStore.bundleDir, readonly: false },
+        { source: u.landingStore.dir, target: u.landingStore.dir, readonly: false },
       ]
       : []),
     ...landingDirs(u.landingPrefix).map((d) => ({

@@ -191,12 +191,12 @@ export interface HostUpstreamPlan extends UpstreamBase {
   copyVolume?: string;
   /**
    * `mount`: where landed objects go (the host repository's own objects are
-   * read-only to the bundle): `hostDir` in the bottle's state dir, borrowed
-   * by the host repository while the bottle runs and imported at its end.
+   * read-only to the bundle): `dir` in the bottle's state dir, borrowed by
+   * the host repository while the bottle runs and imported at its end. The
+   * bundle mounts it at the same path: the repository's alternates name it.
    */
   landingStore?: {
-    hostDir: string;
-    bundleDir: string;
+    dir: string;
     /**
      * Every bottle's dir, read-only at the same path: the repository borrows
      * each running bottle's store, and git in this bundle must be able to

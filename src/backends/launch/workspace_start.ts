@@ -22,7 +22,7 @@ export async function gateStarts(plan: Plan): Promise<GateStarts> {
       throw new UserError(`The repository at ${root} changed since the plan was made: start again`);
     }
     if (u.transport === "mount") await makeLandingDir(u.hostGitDir, u.landingPrefix);
-    if (u.landingStore) await attachLandingStore(u.hostGitDir, u.landingStore.hostDir);
+    if (u.landingStore) await attachLandingStore(u.hostGitDir, u.landingStore.dir);
     const point = u.carryChanges
       ? await startingPoint(repo)
       : { ...(repo.head ? { commit: repo.head } : {}), carried: false };
