@@ -19,6 +19,7 @@ import { HOST_GIT_ENV } from "../git/host_repo.ts";
 import { run, spawn } from "../proc/runner.ts";
 import { UserError } from "../errors.ts";
 import { terminalSafe } from "../text/terminal_safe.ts";
+import { missingObjects } from "../git/missing_objects.ts";
 import { BUNDLE_UID } from "../bundle/init/bundle_manifest.ts";
 
 /** What `fetch` needs, kept in the bottle's record. */
@@ -144,15 +145,7 @@ export async function fetchLandings(docker: DockerCli, l: CopiedLanding): Promis
   }).filter((x) => /^[0-9a-f]{40,64}$/.test(x.sha) && x.ref.startsWith(l.prefix));
   if (landed.length === 0) return [];
 
-  const missing = async () => {
-    const out: string[] = [];
-    for (const x of landed) {
-      if ((await hostGit(l.repo, ["cat-file", "-e", `${x.sha}^{commit}`])).code !== 0) {
-        out.push(x.sha);
-      }
-    }
-    return out;
-  };
+  const missing = () => missingObjects(l.repo, landed.map((x) => x.sha));
   if ((await missing()).length > 0) {
     const file = await Deno.makeTempFile({ prefix: "bottle-landings-", suffix: ".bundle" });
     try {

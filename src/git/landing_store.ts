@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { run, spawn } from "../proc/runner.ts";
 import { HOST_GIT_ENV } from "./host_repo.ts";
 import { UserError } from "../errors.ts";
+import { missingObjects } from "./missing_objects.ts";
 
 function alternatesFile(gitDir: string): string {
   return join(gitDir, "objects", "info", "alternates");
@@ -115,14 +116,8 @@ export async function importLandingStore(gitDir: string, store: string): Promise
   await withAlternatesLock(gitDir, async () => {
     await writeLines(file, (await readLines(file)).filter((l) => l !== store));
   });
-  if (ids.length === 0) return;
-  const own = await run(["git", `--git-dir=${gitDir}`, "cat-file", "--batch-check=%(objectname)"], {
-    env: HOST_GIT_ENV,
-    stdin: ids.join("\n") + "\n",
-    check: false,
-  });
-  const missing = own.stdout.split("\n").filter((l) => l.endsWith(" missing"));
-  if (own.code !== 0 || missing.length > 0) {
+  const missing = await missingObjects(gitDir, ids);
+  if (missing.length > 0) {
     await attachLandingStore(gitDir, store);
     throw new UserError(
       `Could not copy the bottle's pushes into ${gitDir}: ${missing.length} objects do not match their ids (they stay in ${store})`,
