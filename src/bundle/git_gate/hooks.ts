@@ -79,6 +79,15 @@ async function foreignObjects(
   return out;
 }
 
+/** Where a pushed branch lands in the host repository: its ref, and the name the user sees. */
+function landingOf(u: HostUpstream, ref: string): { landing: string; short: string } {
+  const branch = ref.slice("refs/heads/".length);
+  return {
+    landing: `${u.landingPrefix}${branch}`,
+    short: `${u.landingPrefix.slice("refs/heads/".length)}${branch}`,
+  };
+}
+
 /**
  * A push is refused, not accepted and then lost, where its landing could
  * not be made: the host's `bottle/<name>/<branch>` moved on (the user
@@ -93,7 +102,7 @@ async function unlandable(
   const out: Violation[] = [];
   for (const up of updates) {
     if (isZero(up.new) || !up.ref.startsWith("refs/heads/")) continue;
-    const landing = `${u.landingPrefix}${up.ref.slice("refs/heads/".length)}`;
+    const { landing, short } = landingOf(u, up.ref);
     const now = await git(u.bundlePath, ["rev-parse", "--verify", "--quiet", landing], {
       check: false,
     });
@@ -108,9 +117,8 @@ async function unlandable(
       out.push({
         rule: "landing",
         ref: up.ref,
-        message: `${
-          landing.slice("refs/heads/".length)
-        } moved on in the host repository: ${up.ref} is not a fast-forward of it (push another branch)`,
+        message:
+          `${short} moved on in the host repository: ${up.ref} is not a fast-forward of it (push another branch)`,
       });
     }
   }
@@ -306,7 +314,7 @@ async function postReceive(
   let failed = 0;
   for (const up of updates) {
     if (isZero(up.new) || !up.ref.startsWith("refs/heads/")) continue;
-    const landing = `${u.landingPrefix}${up.ref.slice("refs/heads/".length)}`;
+    const { landing, short } = landingOf(u, up.ref);
     const r = await git(u.bundlePath, [
       // No new reflogs; new objects into the bottle's own store (the host
       // repository's are read-only here, and borrowed for what it has).
@@ -331,7 +339,6 @@ async function postReceive(
         }
         : {}),
     });
-    const short = landing.slice("refs/heads/".length);
     if (r.code === 0 && u.copied) {
       console.error(
         `bottle git gate: ${up.ref} kept as ${short}: \`bottle fetch ${cfg.bottle}\` (or stop) brings it to the host repository`,
