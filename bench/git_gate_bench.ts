@@ -15,27 +15,21 @@
  *           a local bare repository, both timed inside the bottle. Target:
  *           under 300 ms added.
  */
-import { fileURLToPath } from "node:url";
 import { run } from "../src/proc/runner.ts";
-import { buildPipelockStandinImage } from "../tests/fakes/pipelock_standin_image.ts";
+import { bottleEnv, MAIN } from "../tests/helpers/bottle_env.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? "3");
 const PUSHES = Number(Deno.env.get("BENCH_PUSHES") ?? "15");
 const COMMITS = Number(Deno.env.get("BENCH_COMMITS") ?? "20000");
-const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 
-const home = await Deno.makeTempDir({ prefix: "bottle-bench-gate-" });
-const env: Record<string, string> = {
-  HOME: home,
-  XDG_STATE_HOME: `${home}/state`,
-  XDG_CACHE_HOME: `${home}/cache`,
-  XDG_CONFIG_HOME: `${home}/config`,
-  BOTTLE_PIPELOCK_IMAGE: Deno.env.get("BOTTLE_PIPELOCK_IMAGE") ?? await buildPipelockStandinImage(),
-  NO_COLOR: "1",
-  ...(Deno.env.get("BOTTLE_BUILD_CA_CERTS")
-    ? { BOTTLE_BUILD_CA_CERTS: Deno.env.get("BOTTLE_BUILD_CA_CERTS")! }
-    : {}),
-};
+// The tests' own sandbox: a private HOME and XDG dirs, the pipelock stand-in.
+const be = await bottleEnv(
+  Deno.env.get("BOTTLE_PIPELOCK_IMAGE")
+    ? { BOTTLE_PIPELOCK_IMAGE: Deno.env.get("BOTTLE_PIPELOCK_IMAGE")! }
+    : {},
+);
+const env = be.env;
+const home = env.HOME!;
 const repo = `${home}/repo`;
 const bottle = (args: string[]) =>
   run([Deno.execPath(), "run", "--allow-all", MAIN, ...args], { env, cwd: repo });
@@ -175,5 +169,5 @@ try {
       check: false,
     });
   }
-  await Deno.remove(home, { recursive: true }).catch(() => {});
+  await be[Symbol.asyncDispose]();
 }
