@@ -170,8 +170,8 @@ fi`,
         if (!thin) {
           throw new UserError(
             `Could not bring the bottle's pushes into ${l.repo}: ${
-              unbundled.stderr.trim() || "commits are missing from the copy"
-            }`,
+              // git's words may hold the agent's branch names.
+              terminalSafe(unbundled.stderr.trim()) || "commits are missing from the copy"}`,
           );
         }
       }
@@ -254,7 +254,7 @@ async function volumeRun(
   ]);
   if (status.code !== 0) {
     throw new UserError(
-      `Could not read the bottle's pushes from volume ${l.volume}: ${stderr.trim()}`,
+      `Could not read the bottle's pushes from volume ${l.volume}: ${terminalSafe(stderr.trim())}`,
     );
   }
   return text;
