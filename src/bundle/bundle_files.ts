@@ -17,6 +17,8 @@ import { pipelockConfig } from "./pipelock/pipelock_config.ts";
 import type { GateConfig, GateUpstream, HostUpstream } from "./git_gate/gate_config.ts";
 import { UserError } from "../errors.ts";
 import { GATE_CONFIG_FILE, SOCKETS_DIR } from "./init/bundle_manifest.ts";
+import { SUPERVISE_CONFIG_FILE, type SuperviseConfig } from "./supervise/supervise_config.ts";
+import { QUEUE_IN_BUNDLE } from "./supervise/queue_files.ts";
 
 /** RFC 2606 reserves `.invalid`: allowlisting only this allows nothing. */
 export const DENY_ALL_HOST = "nothing-allowed.invalid";
@@ -156,6 +158,25 @@ export async function makeBundleFiles(
       ),
     };
     files.set(GATE_CONFIG_FILE, JSON.stringify(config, null, 2) + "\n");
+  }
+
+  const supervise = plan.bundle.supervise;
+  if (supervise) {
+    const config: SuperviseConfig = {
+      bottle: plan.bottle.name,
+      queueDir: QUEUE_IN_BUNDLE,
+      auditLog: AUDIT_LOG_IN_BUNDLE,
+      listen: plan.bundle.listen.socket
+        ? {
+          host: "127.0.0.1",
+          port: plan.bundle.ports.supervise!,
+          socket: `${SOCKETS_DIR}/supervise.sock`,
+        }
+        : { host: plan.bundle.listen.host, port: plan.bundle.ports.supervise! },
+      timeoutSeconds: supervise.timeoutSeconds,
+      ...(supervise.auth ? { tokenEnv: supervise.auth.tokenEnv } : {}),
+    };
+    files.set(SUPERVISE_CONFIG_FILE, JSON.stringify(config, null, 2) + "\n");
   }
 
   // Exactly the files the plan says are copied in, no more, no fewer.

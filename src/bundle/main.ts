@@ -2,7 +2,8 @@
  * The bundle's one program: bottle bundles this file (with everything it
  * imports) into bottle-bundle/ for the bundle image, so every daemon of
  * ours is this script with a subcommand: `init` (PID 1, starts the others)
- * `egress`, `git-gate` and `gate-hook` (the gate's hooks, run by git); `warm` is run once at image build to fill Deno's caches.
+ * `egress`, `git-gate`, `gate-hook` (the gate's hooks, run by git) and
+ * `supervise`; `warm` is run once at image build to fill Deno's caches.
  */
 import { fileURLToPath } from "node:url";
 import type { SelfCommand } from "./init/daemons.ts";
@@ -25,6 +26,8 @@ async function main(args: string[]): Promise<number> {
       return await (await import("./egress/main.ts")).main(rest);
     case "git-gate":
       return await (await import("./git_gate/main.ts")).main(rest, self());
+    case "supervise":
+      return await (await import("./supervise/main.ts")).main(rest);
     case "gate-hook":
       return await (await import("./git_gate/hooks.ts")).runHook(rest[0] ?? "");
     case "warm":
@@ -34,13 +37,14 @@ async function main(args: string[]): Promise<number> {
         import("./egress/main.ts"),
         import("./git_gate/main.ts"),
         import("./git_gate/hooks.ts"),
+        import("./supervise/main.ts"),
       ]);
       return 0;
     default:
       console.error(
         `bottle-bundle: unknown subcommand ${
           JSON.stringify(cmd ?? "")
-        }: expected init, egress, git-gate or gate-hook`,
+        }: expected init, egress, git-gate, gate-hook or supervise`,
       );
       return 2;
   }

@@ -10,6 +10,7 @@ import { registerCleanup } from "./cleanup.ts";
 import { registerExec } from "./exec.ts";
 import { registerLogs } from "./logs.ts";
 import { registerFetch } from "./fetch.ts";
+import { registerSupervise } from "./supervise.ts";
 
 export function registerBackendCommands(program: Command, ctx: CliContext): void {
   registerStart(program, ctx);
@@ -21,4 +22,5 @@ export function registerBackendCommands(program: Command, ctx: CliContext): void
   registerCleanup(program, ctx);
   registerExec(program, ctx);
   registerLogs(program, ctx);
+  registerSupervise(program, ctx);
 }

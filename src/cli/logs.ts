@@ -89,6 +89,7 @@ export function formatAuditLine(line: string): string {
     const e = JSON.parse(line) as Record<string, unknown>;
     const time = String(e.time ?? "").replace(/^.*T(\d\d:\d\d:\d\d).*$/, "$1");
     if (e.daemon === "git-gate") return terminalSafe(`${time} ${pushLine(e)}`);
+    if (e.daemon === "supervise") return terminalSafe(`${time} ${superviseLine(e)}`);
     const target = `${e.host ?? "?"}${e.path ?? ""}`;
     const bytes = `${size(Number(e.bytes_up))} up, ${size(Number(e.bytes_down))} down`;
     const reason = e.reason ? ` (${e.reason})` : "";
@@ -110,6 +111,23 @@ function pushLine(e: Record<string, unknown>): string {
   return `PUSH ${e.upstream ?? "?"} ${what || "-"} ${e.decision ?? "?"}${
     e.reason ? ` (${e.reason})` : ""
   }`;
+}
+
+/**
+ * `ASK 4fc4b69a request_approval: deploy to prod` when a request arrives,
+ * `ANSWER 4fc4b69a approve by ann@host: go ahead` (or `TIMED-OUT`,
+ * `ABANDONED` with the reason) when it ends.
+ */
+function superviseLine(e: Record<string, unknown>): string {
+  const id = `${e.id ?? "?"} ${e.tool ?? "?"}`;
+  if (e.event === "request") return `ASK ${id}: ${e.text ?? ""}`;
+  if (e.event === "answered") {
+    const said = e.answer !== undefined ? e.answer : e.message;
+    return `ANSWER ${id} ${e.decision ?? "?"} by ${e.by ?? "?"}${
+      said !== undefined ? `: ${said}` : ""
+    }`;
+  }
+  return `${String(e.event ?? "?").toUpperCase()} ${id}${e.reason ? ` (${e.reason})` : ""}`;
 }
 
 function size(n: number): string {

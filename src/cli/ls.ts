@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
 import { bottlesOf } from "./backends.ts";
-import { table } from "./table.ts";
+import { age, table } from "./table.ts";
 import { jsonTerminalSafe, terminalSafe } from "../text/terminal_safe.ts";
 
 export function registerLs(program: Command, ctx: CliContext): void {
@@ -27,14 +27,4 @@ export function registerLs(program: Command, ctx: CliContext): void {
         ]),
       ));
     });
-}
-
-function age(createdAt: string): string {
-  const t = Date.parse(createdAt);
-  if (Number.isNaN(t)) return createdAt;
-  const s = Math.max(0, Math.round((Date.now() - t) / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  if (s < 172800) return `${Math.round(s / 3600)}h`;
-  return `${Math.round(s / 86400)}d`;
 }

@@ -196,6 +196,17 @@ export function anthropicBaseUrlOf(setting: z.infer<typeof anthropic>): string {
     : DEFAULT_ANTHROPIC_BASE_URL;
 }
 
+/** `90s`, `30m`, `2h`: whole seconds, minutes or hours. */
+export const duration = z.string().regex(/^[1-9]\d{0,5}[smh]$/, {
+  error: 'expected a duration like "90s", "30m" or "2h"',
+});
+
+/** Seconds in a duration the schema accepted. */
+export function durationSeconds(d: string): number {
+  const n = Number(d.slice(0, -1));
+  return n * { s: 1, m: 60, h: 3600 }[d.slice(-1) as "s" | "m" | "h"];
+}
+
 export const agent = z.strictObject({
   description: z.string().optional(),
   backend: z.enum(["docker", "smolmachines"]).default("docker"),
@@ -216,7 +227,16 @@ export const agent = z.strictObject({
   push: pushPolicy.default({ max_size: "64m", allow_tags: false, hooks: [] }).describe(
     "What the git gate accepts in a push",
   ),
-  supervise: z.boolean().default(false).describe("Register the human-approval MCP server"),
+  supervise: z.union([
+    z.boolean(),
+    z.strictObject({
+      timeout: duration.default("30m").describe(
+        "How long a request waits for the human before the agent is told nobody answered",
+      ),
+    }),
+  ]).default(false).describe(
+    "The human-approval MCP server (bottle supervise answers it): true, or { timeout }",
+  ),
   env: z.record(
     envName,
     z.string().refine((v) => !v.includes("\0"), {

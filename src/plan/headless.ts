@@ -44,6 +44,10 @@ export function headlessPlan(plan: Plan, run: HeadlessRun): Plan {
     ...(format === "stream-json" ? ["--verbose"] : []),
     ...(run.allowedTools?.length ? ["--allowedTools", run.allowedTools.join(",")] : []),
     ...(run.permissionMode ? ["--permission-mode", run.permissionMode] : []),
+    // With supervise, the human answers each permission prompt from the host.
+    ...(plan.agent.permissionPromptTool
+      ? ["--permission-prompt-tool", plan.agent.permissionPromptTool]
+      : []),
     // After "--", a prompt that starts with "-" is not taken for an option.
     "--",
     run.prompt,

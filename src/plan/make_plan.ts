@@ -23,6 +23,7 @@ import {
   type ProvisionStep,
   type RemoteUpstreamPlan,
   type RoutePlan,
+  type SupervisePlan,
 } from "./plan_types.ts";
 import { anthropicPlan, placeholderFor } from "./anthropic.ts";
 import {
@@ -35,6 +36,10 @@ import {
 import { UserError } from "../errors.ts";
 import { landingDirs } from "../git/landing_dir.ts";
 import { parseRouteHost } from "../bundle/egress/routes.ts";
+import { durationSeconds } from "../config/schema.ts";
+import { QUEUE_IN_BUNDLE } from "../bundle/supervise/queue_files.ts";
+import { SUPERVISE_CONFIG_FILE } from "../bundle/supervise/supervise_config.ts";
+import { claudeToolName, SUPERVISE_SERVER, TOOLS } from "../bundle/supervise/tool_names.ts";
 
 export interface HostFacts {
   /** Unique per launch (random): makes concurrent bottles of one agent distinct. */
@@ -156,8 +161,16 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   const daemons: Daemon[] = ["egress", "pipelock"];
   if (upstreams.length > 0) daemons.push("git-gate");
   if (def.supervise) daemons.push("supervise");
+  const supervise = def.supervise ? supervisePlan(def.supervise, facts, vmAgent, name) : undefined;
 
   const isClaude = def.command[0] === "claude";
+  if (supervise && !isClaude) {
+    warnings.push(
+      `supervise: ${
+        JSON.stringify(def.command[0])
+      } is not claude, so nothing registers the supervise MCP server for it: connect it to http://127.0.0.1:${PORTS.supervise}/mcp yourself`,
+    );
+  }
   const allowlist = [
     ...new Set([
       ...(isClaude ? CLAUDE_DOMAINS : []),
@@ -220,10 +233,27 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       ...(vmAgent ? { gateToken: true } : {}),
     });
   }
+  if (supervise && isClaude) {
+    provision.push({
+      step: "mcp",
+      user: AGENT_USER,
+      name: SUPERVISE_SERVER,
+      url: `http://${vmAgent ? BUNDLE_ADDRESS : "127.0.0.1"}:${PORTS.supervise}/mcp`,
+      // The daemon answers "no answer" at its timeout; Claude Code's own
+      // limit (which progress notifications do not extend) comes later.
+      timeoutMs: (supervise.timeoutSeconds + 60) * 1000,
+      ...(supervise.auth ? { token: true } : {}),
+    });
+  }
   const prompt = provision.find((s) => s.step === "prompt");
-  const program = prompt && isClaude
-    ? [...def.command, "--append-system-prompt-file", prompt.guestPath]
-    : def.command;
+  const program = [
+    ...def.command,
+    ...(prompt && isClaude ? ["--append-system-prompt-file", prompt.guestPath] : []),
+    // Asking the human needs nobody's permission.
+    ...(supervise && isClaude
+      ? ["--allowedTools", [TOOLS.approval, TOOLS.question].map(claudeToolName).join(",")]
+      : []),
+  ];
 
   const forwards: ForwardPlan[] = vmAgent ? [] : daemons.flatMap((d) => {
     const f = AGENT_FACING[d];
@@ -234,7 +264,9 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   // The bundle writes accepted pushes into the host repository itself, so
   // it then runs as the repository's user: the files it adds there are the
   // user's own (a container user would leave files the user cannot remove).
-  const bundleIds = ws.gate?.transport === "mount" && facts.hostUser
+  // The same holds for a supervise queue in the bottle's state dir.
+  const writesHostFiles = ws.gate?.transport === "mount" || supervise?.queue.transport === "mount";
+  const bundleIds = writesHostFiles && facts.hostUser
     ? facts.hostUser
     : { uid: BUNDLE_UID, gid: BUNDLE_UID };
   const bundleUser = `${bundleIds.uid}:${bundleIds.gid}`;
@@ -252,8 +284,16 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       ...(ws.gate?.copyVolume
         ? [{ volume: ws.gate.copyVolume, target: WORKSPACE_COPY_IN_BUNDLE, readonly: false }]
         : []),
+      ...(supervise?.queue.transport === "volume"
+        ? [{ volume: supervise.queue.volume, target: QUEUE_IN_BUNDLE, readonly: false }]
+        : []),
     ],
-    mounts: ws.gate?.transport === "mount" ? hostRepoMounts(ws.gate) : [],
+    mounts: [
+      ...(ws.gate?.transport === "mount" ? hostRepoMounts(ws.gate) : []),
+      ...(supervise?.queue.transport === "mount"
+        ? [{ source: supervise.queue.hostDir, target: QUEUE_IN_BUNDLE, readonly: false }]
+        : []),
+    ],
     addHosts: facts.bundleAddHosts ?? [],
     capDrop: ["ALL"],
     securityOpt: ["no-new-privileges"],
@@ -267,11 +307,13 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
         ...BUNDLE_CONFIG_FILES,
         ...(facts.upstreamCaFiles ?? []).map((_, i) => `upstream-ca-${i}.pem`),
         ...(upstreams.length > 0 ? [GATE_CONFIG_FILE] : []),
+        ...(supervise ? [SUPERVISE_CONFIG_FILE] : []),
       ].map((f) => ({ name: f, mode: "0400" })),
       secrets: [
         ...routes.map((r) => r.valueEnv),
         ...identityEnvs(upstreams),
         ...(vmAgent && upstreams.length > 0 ? [GATE_TOKEN_ENV] : []),
+        ...(supervise?.auth ? [supervise.auth.tokenEnv] : []),
       ],
     },
     labels: L.objectLabels(labels, "bundle"),
@@ -357,6 +399,13 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       ...(ws.gate?.copyVolume
         ? [{ name: ws.gate.copyVolume, options: {}, labels: L.objectLabels(labels, "workspace") }]
         : []),
+      ...(supervise?.queue.transport === "volume"
+        ? [{
+          name: supervise.queue.volume,
+          options: {},
+          labels: L.objectLabels(labels, "supervise"),
+        }]
+        : []),
     ],
     bundle: {
       container: bundleContainer,
@@ -381,6 +430,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
           gitGate: { upstreams, ...(vmAgent ? { auth: { tokenEnv: GATE_TOKEN_ENV } } : {}) },
         }
         : {}),
+      ...(supervise ? { supervise } : {}),
     },
     workspace: ws.workspace,
     agent: {
@@ -392,6 +442,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       env: sortKeys(env),
       forwards,
       ...(agentContainer ? { container: agentContainer } : {}),
+      ...(supervise && isClaude ? { permissionPromptTool: claudeToolName(TOOLS.permission) } : {}),
     },
     ...(vmAgent ? { vm: vmPlan(prefix, def) } : {}),
     provision,
@@ -620,6 +671,30 @@ function hostRepoMounts(u: HostUpstreamPlan): MountPlan[] {
 function gateUrl(vmAgent: boolean, name: string): string {
   return `http://${vmAgent ? BUNDLE_ADDRESS : "127.0.0.1"}:${PORTS.gitGate}/${name}.git`;
 }
+
+/**
+ * Where supervise requests wait: in the bottle's state dir when the engine
+ * sees this host's files (`bottle supervise` reads them there), else in an
+ * engine volume. A VM agent reaches the daemon over the network, where
+ * other processes on the host could too: it needs this bottle's token.
+ */
+function supervisePlan(
+  setting: true | { timeout: string },
+  facts: HostFacts,
+  vmAgent: boolean,
+  bottle: string,
+): SupervisePlan {
+  return {
+    timeoutSeconds: durationSeconds(setting === true ? "30m" : setting.timeout),
+    queue: facts.engineSharesFilesystem === false
+      ? { transport: "volume", volume: `bottle-${bottle}-supervise` }
+      : { transport: "mount", hostDir: join(facts.stateRoot, "bottles", bottle, "supervise") },
+    ...(vmAgent ? { auth: { tokenEnv: SUPERVISE_TOKEN_ENV } } : {}),
+  };
+}
+
+/** The env var of the bundle that holds the supervise daemon's token, where it needs one. */
+export const SUPERVISE_TOKEN_ENV = "BOTTLE_SUPERVISE_TOKEN";
 
 /** The env var of the bundle that holds the gate's token, where the gate needs one. */
 export const GATE_TOKEN_ENV = "BOTTLE_GATE_TOKEN";

@@ -222,6 +222,20 @@ export interface RemoteUpstreamPlan extends UpstreamBase {
   knownHostsFile?: string;
 }
 
+/** Where supervise requests wait for the human, and for how long. */
+export interface SupervisePlan {
+  timeoutSeconds: number;
+  /**
+   * `mount`: a dir in the bottle's state dir, bind-mounted into the bundle,
+   * which `bottle supervise` reads and answers directly. `volume` (an engine
+   * that does not see this host's files): an engine volume, read and
+   * answered through the engine.
+   */
+  queue: { transport: "mount"; hostDir: string } | { transport: "volume"; volume: string };
+  /** Where the daemon listens on an address the host reaches (smolmachines): its token. */
+  auth?: { tokenEnv: string };
+}
+
 export type ProvisionStep =
   /** Appends the bottle's CAs (egress's and pipelock's) to the system trust, as root. */
   | { step: "ca-trust"; user: "root"; guestPath: string; appendTo: string }
@@ -233,6 +247,20 @@ export type ProvisionStep =
    * Clones an upstream from the gate, as the agent user, once the bundle
    * is ready: every branch local, the starting one checked out.
    */
+  /**
+   * Registers the supervise daemon with Claude Code (`claude mcp add-json`,
+   * user scope), as the agent user, with a per-call timeout past the
+   * request's own so that the daemon's "no answer" arrives first.
+   */
+  | {
+    step: "mcp";
+    user: string;
+    name: string;
+    url: string;
+    timeoutMs: number;
+    /** The daemon wants this bottle's token (sent as a Bearer header; given on stdin). */
+    token?: boolean;
+  }
   | {
     step: "clone";
     user: string;
@@ -282,6 +310,8 @@ export interface Plan {
        */
       auth?: { tokenEnv: string };
     };
+    /** The supervise daemon (with `supervise` in `daemons`). */
+    supervise?: SupervisePlan;
   };
   workspace: WorkspacePlan;
   agent: {
@@ -305,6 +335,11 @@ export interface Plan {
     forwards: ForwardPlan[];
     /** docker: the agent's container. */
     container?: ContainerPlan;
+    /**
+     * Claude Code with supervise: the MCP tool headless sessions hand every
+     * permission prompt to (`--permission-prompt-tool`).
+     */
+    permissionPromptTool?: string;
   };
   /**
    * smolmachines: the microVM. Its egress policy allows the bundle's address

@@ -129,6 +129,18 @@ const cases: Case[] = [
     line: 4,
     says: /supervise/,
   },
+  {
+    name: "supervise timeout not a duration",
+    file: agent("    supervise: { timeout: 10 minutes }\n"),
+    line: 4,
+    says: /supervise\.timeout: expected a duration like "90s", "30m" or "2h"/,
+  },
+  {
+    name: "supervise unknown key",
+    file: agent("    supervise: { timout: 5m }\n"),
+    line: 4,
+    says: /timout/,
+  },
   { name: "env not a map", file: agent("    env: [A=1]\n"), line: 4, says: /env/ },
   { name: "env bad name", file: agent("    env: { 1BAD: x }\n"), line: 4, says: /env/ },
   { name: "env value a number", file: agent("    env: { A: 1 }\n"), line: 4, says: /env\.A/ },

@@ -338,3 +338,91 @@ Deno.test("smolmachines: the workspace through the gate, which answers only the 
   assert.deepEqual(await labelled(`bottle.id=${name}`), NOTHING);
   assert.match((await git(["branch", "--list", "bottle/*"])).stdout, /bottle\/vmprobe-w1\/main/);
 });
+
+Deno.test("smolmachines: Claude Code in the VM is connected to supervise, which answers only the bottle's token", async () => {
+  await using fake = await fakeSmolvm({ dockerGuests: true });
+  await using be = await bottleEnv({ ...fake.env, SMOLVM: FAKE_SMOLVM });
+  const cwd = await projectWith(be, AGENT_FILE + "    supervise: { timeout: 5m }\n");
+  const name = "vmprobe-s1";
+  try {
+    const r = await bottle(["start", "vmprobe", "--detach", "--name", "s1"], be.env, { cwd });
+    assert.equal(r.code, 0, r.stderr);
+    const create = (await fake.log()).find((a) => a[0] === "machine" && a[1] === "create")!;
+    const bundleIp = flagValues(create, "--allow-cidr")[0]!.replace("/32", "");
+    const mcpUrl = `http://${bundleIp}:8090/mcp`;
+
+    const list = await bottle(["exec", name, "--", "claude", "mcp", "list"], be.env, { cwd });
+    assert.equal(list.code, 0, list.stderr);
+    assert.ok(list.stdout.includes(`supervise: ${mcpUrl} (HTTP) - ✔ Connected`), list.stdout);
+
+    // Another process on the host reaches the bundle's address, but not the daemon's tools.
+    const call = (auth?: string) =>
+      fetch(mcpUrl, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-protocol-version": "2025-06-18",
+          ...(auth ? { authorization: auth } : {}),
+        },
+        body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+      });
+    const anon = await call();
+    await anon.body?.cancel();
+    assert.equal(anon.status, 401);
+    const wrong = await call("Bearer wrong");
+    await wrong.body?.cancel();
+    assert.equal(wrong.status, 401);
+    // Positive control: the header Claude Code was given is what the daemon wants.
+    const cfg = await bottle(["exec", name, "--", "cat", "/home/agent/.claude.json"], be.env);
+    const servers = JSON.parse(cfg.stdout).mcpServers as Record<
+      string,
+      { url: string; headers: Record<string, string>; timeout: number }
+    >;
+    const auth = servers.supervise!.headers.Authorization!;
+    assert.equal(servers.supervise!.timeout, (300 + 60) * 1000);
+    const ok = await call(auth);
+    assert.equal(ok.status, 200);
+    assert.match(await ok.text(), /request_approval/);
+    const token = auth.slice("Bearer ".length);
+    assert.ok(token.length >= 32);
+    assert.ok(
+      (await fake.log()).every((argv) => argv.every((a) => !a.includes(token))),
+      "the supervise token is on an argv",
+    );
+
+    // A request from the VM, answered from the host.
+    const ask = bottle([
+      "exec",
+      name,
+      "--",
+      "curl",
+      "-s",
+      "-H",
+      "content-type: application/json",
+      "-H",
+      "accept: application/json, text/event-stream",
+      "-H",
+      "mcp-protocol-version: 2025-06-18",
+      "-H",
+      `authorization: ${auth}`,
+      "-d",
+      '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask_human","arguments":{"question":"from the vm?"}}}',
+      mcpUrl,
+    ], be.env);
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      const l = await bottle(["supervise", name, "--json"], be.env);
+      id = l.stdout.trim() ? JSON.parse(l.stdout.split("\n")[0]!).id : undefined;
+      if (!id) await new Promise((res) => setTimeout(res, 200));
+    }
+    assert.ok(id, "no request from the VM reached the queue");
+    const answered = await bottle(["supervise", "--answer", id, "yes, from the host"], be.env);
+    assert.equal(answered.code, 0, answered.stderr);
+    assert.match((await ask).stdout, /yes, from the host/);
+  } finally {
+    const stop = await bottle(["stop", name], be.env);
+    assert.equal(stop.code, 0, stop.stderr);
+  }
+  assert.deepEqual(await labelled(`bottle.id=${name}`), NOTHING);
+});

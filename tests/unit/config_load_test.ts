@@ -70,7 +70,7 @@ Deno.test("config: several problems are all reported, in file order", () => {
     const lines = e.message.split("\n");
     assert.equal(lines.length, 2);
     assert.match(lines[0]!, /^f\.yaml:4:/);
-    assert.match(lines[1]!, /^f\.yaml:5:.*expected boolean, got number 3/);
+    assert.match(lines[1]!, /^f\.yaml:5:.*expected boolean or a mapping, got number 3/);
     return true;
   });
 });

@@ -528,3 +528,86 @@ Deno.test("plan: on smolmachines the VM reaches the gate at the bundle's address
   assert.equal(d.bundle.gitGate!.auth, undefined);
   assert.ok(d.provision.every((s) => s.step !== "clone" || !s.gateToken));
 });
+
+function supervised(over: Partial<LoadedAgent["definition"]> = {}): LoadedAgent {
+  const b = builtin();
+  return { ...b, definition: { ...b.definition, supervise: { timeout: "90s" }, ...over } };
+}
+
+Deno.test("plan: supervise runs the daemon, registers it with claude and queues in the state dir", () => {
+  const p = makePlan(supervised(), facts({ hostUser: { uid: 1000, gid: 1000 } }));
+  assert.ok(p.bundle.daemons.includes("supervise"));
+  assert.deepEqual(p.bundle.supervise, {
+    timeoutSeconds: 90,
+    queue: { transport: "mount", hostDir: "/state/bottle/bottles/claude-abc123/supervise" },
+  });
+  // The bundle writes the queue in the user's state dir: as the user.
+  assert.equal(p.bundle.container.user, "1000:1000");
+  assert.deepEqual(p.bundle.container.mounts, [{
+    source: "/state/bottle/bottles/claude-abc123/supervise",
+    target: "/var/lib/bottle/supervise",
+    readonly: false,
+  }]);
+  assert.deepEqual(p.provision.find((s) => s.step === "mcp"), {
+    step: "mcp",
+    user: "agent",
+    name: "supervise",
+    url: "http://127.0.0.1:8090/mcp",
+    timeoutMs: 150_000,
+  });
+  assert.ok(p.agent.forwards.some((f) => f.daemon === "supervise" && f.port === 8090));
+  // Asking needs no permission; headless sessions hand permission prompts to the human.
+  assert.deepEqual(p.agent.program, [
+    "claude",
+    "--allowedTools",
+    "mcp__supervise__request_approval,mcp__supervise__ask_human",
+  ]);
+  const h = headlessPlan(p, { prompt: "go" });
+  assert.deepEqual(h.agent.program.slice(3), [
+    "--print",
+    "--permission-prompt-tool",
+    "mcp__supervise__permission_prompt",
+    "--",
+    "go",
+  ]);
+  // Without supervise, none of it.
+  const plain = makePlan(builtin(), facts({ hostUser: { uid: 1000, gid: 1000 } }));
+  assert.equal(plain.bundle.supervise, undefined);
+  assert.equal(plain.bundle.container.user, "65532:65532");
+  assert.ok(
+    !headlessPlan(plain, { prompt: "go" }).agent.program.includes("--permission-prompt-tool"),
+  );
+  assert.equal(
+    makePlan(supervised({ supervise: true }), facts()).bundle.supervise?.timeoutSeconds,
+    1800,
+  );
+});
+
+Deno.test("plan: supervise on smolmachines wants a token; on a remote engine the queue is a volume", () => {
+  const vm = makePlan(supervised(), facts({ backend: "smolmachines" }));
+  assert.deepEqual(vm.bundle.supervise?.auth, { tokenEnv: "BOTTLE_SUPERVISE_TOKEN" });
+  assert.ok(vm.bundle.container.startInput!.secrets.includes("BOTTLE_SUPERVISE_TOKEN"));
+  const step = vm.provision.find((s) => s.step === "mcp");
+  assert.ok(step?.step === "mcp" && step.token === true);
+  assert.equal(step.url, "http://{bundle.address}:8090/mcp");
+
+  const remote = makePlan(supervised(), facts({ engineSharesFilesystem: false }));
+  assert.deepEqual(remote.bundle.supervise?.queue, {
+    transport: "volume",
+    volume: "bottle-claude-abc123-supervise",
+  });
+  assert.deepEqual(remote.bundle.container.mounts, []);
+  assert.ok(
+    remote.bundle.container.volumes.some((v) =>
+      v.volume === "bottle-claude-abc123-supervise" && v.target === "/var/lib/bottle/supervise"
+    ),
+  );
+  assert.ok(remote.volumes.some((v) => v.name === "bottle-claude-abc123-supervise"));
+});
+
+Deno.test("plan: supervise for an agent that is not claude is a warning: nothing registers it", () => {
+  const p = makePlan(supervised({ command: ["aider"] }), facts());
+  assert.ok(p.bundle.daemons.includes("supervise"));
+  assert.equal(p.provision.find((s) => s.step === "mcp"), undefined);
+  assert.match(p.warnings.join("\n"), /supervise: "aider" is not claude/);
+});

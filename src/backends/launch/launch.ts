@@ -176,8 +176,10 @@ async function launchSteps(
       throwIfCancelled(signal);
       req.progress("provisioning");
       const auth = plan.bundle.gitGate?.auth;
+      const superviseAuth = plan.bundle.supervise?.auth;
       return provision(runtime, place, plan, agentTrustPem, bundleReady, {
         ...(auth ? { gateToken: prepared.secretEnv[auth.tokenEnv]! } : {}),
+        ...(superviseAuth ? { superviseToken: prepared.secretEnv[superviseAuth.tokenEnv]! } : {}),
       });
     }),
   ]);
@@ -227,6 +229,9 @@ async function openState(
   stack.defer(async () => {
     if (keep.size === 0) await Deno.remove(stateDir, { recursive: true }).catch(() => {});
   });
+  // The supervise queue, mounted into the bundle.
+  const queue = plan.bundle.supervise?.queue;
+  if (queue?.transport === "mount") await Deno.mkdir(queue.hostDir, { mode: 0o700 });
   const record: BottleRecord = {
     name: plan.bottle.name,
     agent: plan.bottle.agent,
@@ -244,6 +249,7 @@ async function openState(
     networks: plan.networks.map((n) => n.name),
     volumes: plan.volumes.map((v) => v.name),
     ...landingOf(plan),
+    ...(queue ? { supervise: queue } : {}),
   };
   await writeRecord(stateDir, record);
   return record;

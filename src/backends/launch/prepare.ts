@@ -24,11 +24,6 @@ export interface Prepared {
 /** Everything that must hold before the first object is made. */
 export async function checkLaunch(req: LaunchRequest, docker: DockerCli): Promise<void> {
   const { plan } = req;
-  if (plan.bundle.daemons.includes("supervise")) {
-    throw new UserError(
-      `Agent "${plan.bottle.agent}" needs supervise, which this version of bottle does not ship yet: remove supervise from its definition`,
-    );
-  }
   await Promise.all([
     checkPlanInputs(plan, req.agent.origin),
     assertNameFree(docker, plan.bottle.name, plan.bottle.stateDir),
@@ -44,9 +39,10 @@ export async function prepareLaunch(req: LaunchRequest, docker: DockerCli): Prom
     ensureBottleImages(docker, plan.images, inputs, buildOpts),
   ]);
   throwIfCancelled(signal);
-  // The gate's token, where it needs one: made for this bottle, now.
-  const auth = plan.bundle.gitGate?.auth;
-  if (auth) secretEnv[auth.tokenEnv] = randomToken();
+  // The gate's and supervise's tokens, where they need one: made for this bottle, now.
+  for (const auth of [plan.bundle.gitGate?.auth, plan.bundle.supervise?.auth]) {
+    if (auth) secretEnv[auth.tokenEnv] = randomToken();
+  }
   return { secretEnv, images: { agent: built.run, bundle: built.bundle } };
 }
 

@@ -19,12 +19,12 @@ export async function provision(
   agentTrustPem: string,
   /** Settles once the bundle serves (a clone needs the git gate). */
   bundleReady: Promise<unknown> = Promise.resolve(),
-  /** The gate's token, for clones whose step says the gate wants it. */
-  secrets: { gateToken?: string } = {},
+  /** The gate's and supervise's tokens, for the steps that say they need them. */
+  secrets: { gateToken?: string; superviseToken?: string } = {},
 ): Promise<void> {
   const home = plan.agent.home;
   const homeEntries: TarEntryInput[] = [];
-  const rootCalls: Promise<unknown>[] = [];
+  const calls: Promise<unknown>[] = [];
   let clones: Promise<unknown> = bundleReady;
   const gateToken = () => {
     if (!secrets.gateToken) throw new Error("provision: a clone needs the gate's token");
@@ -35,7 +35,7 @@ export async function provision(
       case "ca-trust":
         // One write to each file: the bottle's own CA file and the system
         // bundle, without rehashing every certificate.
-        rootCalls.push(
+        calls.push(
           runtime.exec(place, ["tee", "-a", step.appendTo, step.guestPath], {
             user: step.user,
             stdin: new TextEncoder().encode(agentTrustPem),
@@ -68,6 +68,22 @@ export async function provision(
           })
         );
         break;
+      case "mcp": {
+        const token = step.token ? secrets.superviseToken : "";
+        if (token === undefined) throw new Error("provision: supervise needs its token");
+        calls.push(
+          runtime.exec(place, [
+            "sh",
+            "-c",
+            MCP_SCRIPT,
+            "mcp",
+            step.name,
+            step.url,
+            String(step.timeoutMs),
+          ], { user: step.user, stdin: new TextEncoder().encode(token) }),
+        );
+        break;
+      }
       case "skills":
         for (const dir of step.dirs) {
           const dest = underHome(home, `${step.guestDir}/${basename(dir)}`);
@@ -81,7 +97,7 @@ export async function provision(
   const homeCall = homeEntries.length > 0
     ? runtime.copyIn(place, home, writeTar(dedupe(homeEntries)), user)
     : Promise.resolve();
-  const results = await Promise.allSettled([...rootCalls, clones, homeCall]);
+  const results = await Promise.allSettled([...calls, clones, homeCall]);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;
 }
@@ -115,6 +131,20 @@ git for-each-ref --format='%(refname:strip=3)' refs/remotes/origin | while read 
 done
 [ -z "$name" ] || git config user.name "$name"
 [ -z "$email" ] || git config user.email "$email"
+`;
+
+/**
+ * Registers an MCP server with Claude Code for the agent user (user scope:
+ * every directory). A token, where there is one, comes on stdin and goes
+ * into the server's Authorization header.
+ */
+const MCP_SCRIPT = `set -eu
+name=$1 url=$2 timeout=$3
+token=$(cat)
+headers=
+[ -z "$token" ] || headers=$(printf ',"headers":{"Authorization":"Bearer %s"}' "$token")
+claude mcp add-json --scope user "$name" \\
+  "$(printf '{"type":"http","url":"%s","timeout":%s%s}' "$url" "$timeout" "$headers")" >/dev/null
 `;
 
 /** The path relative to home, refusing anything the agent's home does not hold. */

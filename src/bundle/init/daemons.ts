@@ -12,6 +12,11 @@ import {
   ROUTE_SECRET_PREFIX,
   SOCKETS_DIR,
 } from "./bundle_manifest.ts";
+import { SUPERVISE_CONFIG_FILE } from "../supervise/supervise_config.ts";
+import { QUEUE_IN_BUNDLE } from "../supervise/queue_files.ts";
+
+/** The supervise daemon's token is the one secret it gets. */
+export const SUPERVISE_SECRET_PREFIX = "BOTTLE_SUPERVISE_";
 
 export interface DaemonSpec {
   name: string;
@@ -108,6 +113,31 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
             "--secrets-from-stdin",
           ],
           health: `http://127.0.0.1:${m.ports.gitGate}/healthz`,
+        };
+      case "supervise":
+        return {
+          name,
+          secretsOnStdin: true,
+          // Its token, where it has one; nothing else of the bottle's.
+          secretPrefix: SUPERVISE_SECRET_PREFIX,
+          argv: [
+            self.deno,
+            "run",
+            "--no-config",
+            "--cached-only",
+            "--no-prompt",
+            // The SDK aborts a call's signal when its client goes away, not when it is answered.
+            "--unstable-no-legacy-abort",
+            `--allow-read=${BUNDLE_CONFIG_DIR},${QUEUE_IN_BUNDLE},${SOCKETS_DIR}`,
+            `--allow-write=${QUEUE_IN_BUNDLE},${AUDIT_LOG_IN_BUNDLE},${SOCKETS_DIR}`,
+            `--allow-net=127.0.0.1:${m.ports.supervise},0.0.0.0:${m.ports.supervise},unix:${SOCKETS_DIR}/supervise.sock`,
+            self.script,
+            "supervise",
+            "--config",
+            `${BUNDLE_CONFIG_DIR}/${SUPERVISE_CONFIG_FILE}`,
+            "--secrets-from-stdin",
+          ],
+          health: `http://127.0.0.1:${m.ports.supervise}/healthz`,
         };
       default:
         throw new Error(`Daemon "${name}" is not part of this bundle version`);
