@@ -13,7 +13,7 @@ export const BOTTLE_ID = "bottle.id";
 export const AGENT = "bottle.agent";
 /** Which backend made it, so cleanup knows to look for a VM as well. */
 export const BACKEND = "bottle.backend";
-/** Role of the object inside the bottle (agent, bundle, outbound-net, sockets, workspace, seed, supervise). */
+/** Role of the object inside the bottle (agent, bundle, outbound-net, sockets, workspace, seed). */
 export const ROLE = "bottle.role";
 /** Host and pid of the launching process: a dead pid marks an orphan. */
 export const OWNER_HOST = "bottle.owner-host";
@@ -21,14 +21,7 @@ export const OWNER_PID = "bottle.owner-pid";
 /** Build-context hash of an image bottle built, the image cache key. */
 export const CONTEXT_HASH = "bottle.context-hash";
 
-export type Role =
-  | "agent"
-  | "bundle"
-  | "outbound-net"
-  | "sockets"
-  | "workspace"
-  | "seed"
-  | "supervise";
+export type Role = "agent" | "bundle" | "outbound-net" | "sockets" | "workspace" | "seed";
 
 export function objectLabels(
   base: Record<string, string>,

@@ -2,7 +2,7 @@
  * A bottle's supervise queue as `bottle supervise` sees it: read and
  * answered in the bottle's state dir when the engine shares this host's
  * files, or through the engine (a copy out of the bundle, an answer written
- * by a command in it) when the queue is an engine volume. The answer is the
+ * by a command in it) when the queue is in the bundle. The answer is the
  * same atomic, first-answer-wins write either way.
  */
 import type { DockerCli } from "../engine/docker_cli.ts";

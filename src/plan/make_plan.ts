@@ -284,9 +284,6 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       ...(ws.gate?.copyVolume
         ? [{ volume: ws.gate.copyVolume, target: WORKSPACE_COPY_IN_BUNDLE, readonly: false }]
         : []),
-      ...(supervise?.queue.transport === "volume"
-        ? [{ volume: supervise.queue.volume, target: QUEUE_IN_BUNDLE, readonly: false }]
-        : []),
     ],
     mounts: [
       ...(ws.gate?.transport === "mount" ? hostRepoMounts(ws.gate) : []),
@@ -398,13 +395,6 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       // On disk: it holds what the bottle pushes until it is fetched to the host.
       ...(ws.gate?.copyVolume
         ? [{ name: ws.gate.copyVolume, options: {}, labels: L.objectLabels(labels, "workspace") }]
-        : []),
-      ...(supervise?.queue.transport === "volume"
-        ? [{
-          name: supervise.queue.volume,
-          options: {},
-          labels: L.objectLabels(labels, "supervise"),
-        }]
         : []),
     ],
     bundle: {
@@ -674,8 +664,8 @@ function gateUrl(vmAgent: boolean, name: string): string {
 
 /**
  * Where supervise requests wait: in the bottle's state dir when the engine
- * sees this host's files (`bottle supervise` reads them there), else in an
- * engine volume. A VM agent reaches the daemon over the network, where
+ * sees this host's files (`bottle supervise` reads them there), else in the
+ * bundle, read through the engine. A VM agent reaches the daemon over the network, where
  * other processes on the host could too: it needs this bottle's token.
  */
 function supervisePlan(
@@ -687,7 +677,7 @@ function supervisePlan(
   return {
     timeoutSeconds: durationSeconds(setting === true ? "30m" : setting.timeout),
     queue: facts.engineSharesFilesystem === false
-      ? { transport: "volume", volume: `bottle-${bottle}-supervise` }
+      ? { transport: "bundle" }
       : { transport: "mount", hostDir: join(facts.stateRoot, "bottles", bottle, "supervise") },
     ...(vmAgent ? { auth: { tokenEnv: SUPERVISE_TOKEN_ENV } } : {}),
   };

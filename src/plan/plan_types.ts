@@ -227,11 +227,12 @@ export interface SupervisePlan {
   timeoutSeconds: number;
   /**
    * `mount`: a dir in the bottle's state dir, bind-mounted into the bundle,
-   * which `bottle supervise` reads and answers directly. `volume` (an engine
-   * that does not see this host's files): an engine volume, read and
-   * answered through the engine.
+   * which `bottle supervise` reads and answers directly. `bundle` (an engine
+   * that does not see this host's files): in the bundle container itself,
+   * read and answered through the engine (it is gone with the bundle; the
+   * audit log, kept on the host, has every request and answer).
    */
-  queue: { transport: "mount"; hostDir: string } | { transport: "volume"; volume: string };
+  queue: { transport: "mount"; hostDir: string } | { transport: "bundle" };
   /** Where the daemon listens on an address the host reaches (smolmachines): its token. */
   auth?: { tokenEnv: string };
 }

@@ -42,8 +42,8 @@ export interface BottleRecord {
     store?: string;
     copy?: { volume: string; image?: string };
   };
-  /** Where its supervise requests wait: a host dir, or a volume read through the bundle. */
-  supervise?: { transport: "mount"; hostDir: string } | { transport: "volume"; volume: string };
+  /** Where its supervise requests wait: a host dir, or the bundle (read through the engine). */
+  supervise?: { transport: "mount"; hostDir: string } | { transport: "bundle" };
 }
 
 export const RECORD_FILE = "bottle.json";

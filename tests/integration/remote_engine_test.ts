@@ -16,6 +16,9 @@ agents:
   far:
     anthropic: none
     allowed_domains: [allowed.test]
+  asker:
+    anthropic: none
+    supervise: { timeout: 5m }
   # A session that pushes and ends: what it pushed must come back at teardown.
   pusher:
     anthropic: none
@@ -212,6 +215,62 @@ Deno.test("remote engine: start, exec, logs, stop and cleanup over DOCKER_HOST=t
       );
       assert.deepEqual(await labelledThere("far-w1"), []);
     });
+
+    await t.step(
+      "supervise's queue is in the bundle there, read and answered through the engine",
+      async () => {
+        const r = await bottle(
+          ["start", "asker", "--detach", "--name", "q1", "--workspace", "none"],
+          env,
+          {
+            cwd,
+          },
+        );
+        assert.equal(r.code, 0, r.stderr);
+        const mounts = await remote.docker([
+          "inspect",
+          "--format",
+          "{{json .Mounts}}",
+          "bottle-asker-q1-bundle",
+        ]);
+        assert.ok(!mounts.stdout.includes('"bind"'), mounts.stdout);
+        const ask = bottle([
+          "exec",
+          "asker-q1",
+          "--",
+          "curl",
+          "-s",
+          "-H",
+          "content-type: application/json",
+          "-H",
+          "accept: application/json, text/event-stream",
+          "-H",
+          "mcp-protocol-version: 2025-06-18",
+          "-d",
+          '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"request_approval","arguments":{"action":"from afar"}}}',
+          "http://127.0.0.1:8090/mcp",
+        ], env);
+        let id: string | undefined;
+        let said = "";
+        for (let i = 0; i < 100 && !id; i++) {
+          const l = await bottle(["supervise", "--json"], env);
+          assert.equal(l.code, 0, l.stderr);
+          said = l.stderr;
+          id = l.stdout.trim() ? JSON.parse(l.stdout.split("\n")[0]!).id : undefined;
+          if (!id) await new Promise((res) => setTimeout(res, 200));
+        }
+        assert.ok(id, `the request was not listed through the engine: ${said}`);
+        const ok = await bottle(["supervise", "--approve", id, "-m", "from here"], env);
+        assert.equal(ok.code, 0, ok.stderr);
+        assert.match((await ask).stdout, /Approved by the human: from here/);
+        const twice = await bottle(["supervise", "--deny", id], env);
+        assert.equal(twice.code, 2);
+        assert.match(twice.stderr, /answered already/);
+        const stop = await bottle(["stop", "asker-q1"], env);
+        assert.equal(stop.code, 0, stop.stderr);
+        assert.deepEqual(await labelledThere("asker-q1"), []);
+      },
+    );
 
     await t.step("a session's pushes come back when it ends, before its volume goes", async () => {
       const r = await bottle(["start", "pusher", "--name", "fg1"], env, { cwd });

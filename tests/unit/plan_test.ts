@@ -583,7 +583,7 @@ Deno.test("plan: supervise runs the daemon, registers it with claude and queues 
   );
 });
 
-Deno.test("plan: supervise on smolmachines wants a token; on a remote engine the queue is a volume", () => {
+Deno.test("plan: supervise on smolmachines wants a token; on a remote engine the queue is in the bundle", () => {
   const vm = makePlan(supervised(), facts({ backend: "smolmachines" }));
   assert.deepEqual(vm.bundle.supervise?.auth, { tokenEnv: "BOTTLE_SUPERVISE_TOKEN" });
   assert.ok(vm.bundle.container.startInput!.secrets.includes("BOTTLE_SUPERVISE_TOKEN"));
@@ -592,17 +592,9 @@ Deno.test("plan: supervise on smolmachines wants a token; on a remote engine the
   assert.equal(step.url, "http://{bundle.address}:8090/mcp");
 
   const remote = makePlan(supervised(), facts({ engineSharesFilesystem: false }));
-  assert.deepEqual(remote.bundle.supervise?.queue, {
-    transport: "volume",
-    volume: "bottle-claude-abc123-supervise",
-  });
+  assert.deepEqual(remote.bundle.supervise?.queue, { transport: "bundle" });
   assert.deepEqual(remote.bundle.container.mounts, []);
-  assert.ok(
-    remote.bundle.container.volumes.some((v) =>
-      v.volume === "bottle-claude-abc123-supervise" && v.target === "/var/lib/bottle/supervise"
-    ),
-  );
-  assert.ok(remote.volumes.some((v) => v.name === "bottle-claude-abc123-supervise"));
+  assert.equal(remote.bundle.container.user, "65532:65532");
 });
 
 Deno.test("plan: supervise for an agent that is not claude is a warning: nothing registers it", () => {
