@@ -17,6 +17,7 @@ import {
 import { cli } from "../helpers/cli.ts";
 import { type AnthropicApi, startAnthropicApi } from "../fakes/anthropic_api.ts";
 import type { PermissionBody, SuperviseRequest } from "../../src/bundle/supervise/queue_files.ts";
+import { run } from "../../src/proc/runner.ts";
 
 const API_HOST = "anthropic.test";
 
@@ -46,7 +47,7 @@ async function fakeApi(): Promise<{ api: AnthropicApi; env: Record<string, strin
 async function answerWhile(
   env: Record<string, string>,
   running: Promise<unknown>,
-  decide: (r: SuperviseRequest) => string[],
+  decide: (r: SuperviseRequest) => string[] | Promise<string[]>,
 ): Promise<SuperviseRequest[]> {
   let done = false;
   running.finally(() => (done = true)).catch(() => {});
@@ -58,7 +59,7 @@ async function answerWhile(
       const r = JSON.parse(line) as SuperviseRequest;
       if (seen.some((s) => s.id === r.id)) continue;
       seen.push(r);
-      const a = await cli(["supervise", ...decide(r)], { home: env.HOME!, env });
+      const a = await cli(["supervise", ...await decide(r)], { home: env.HOME!, env });
       assert.equal(a.code, 0, a.stderr);
     }
     await new Promise((res) => setTimeout(res, 200));
@@ -145,6 +146,52 @@ Deno.test("supervise: Claude Code is connected, and its request_approval waits f
       assert.equal(seen[0]!.kind, "approval");
       assert.deepEqual(seen[0]!.body, { action: "push the fix to main", why: "the tests pass" });
     });
+
+    await t.step(
+      "a wait past the user's MCP_TOOL_TIMEOUT survives: the registration sets its own",
+      async () => {
+        // Claude Code cuts a call at MCP_TOOL_TIMEOUT whatever progress it hears,
+        // unless the server's own timeout says otherwise (measured: 4 s cut it
+        // without one). Provisioning gives supervise the request's timeout + 60 s.
+        api.push(
+          {
+            toolUses: [{
+              name: "mcp__supervise__request_approval",
+              input: { action: "wait long" },
+            }],
+          },
+          {
+            expect: (call) =>
+              assert.equal(call.toolResults[0]?.text, "Approved by the human: late"),
+            text: ["Waited."],
+          },
+        );
+        const t0 = Date.now();
+        const running = run([
+          "docker",
+          "exec",
+          "-e",
+          "MCP_TOOL_TIMEOUT=3000",
+          agent,
+          "claude",
+          "-p",
+          "--allowedTools",
+          "mcp__supervise__request_approval",
+          "--",
+          "wait",
+        ], { check: false, timeoutMs: 120_000 });
+        await answerWhile(be.env, running, (r) => {
+          const wait = 6000 - (Date.now() - t0);
+          if (wait > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
+          return ["--approve", r.id, "-m", "late"];
+        });
+        const r = await running;
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(Date.now() - t0 >= 6000);
+        api.assertDone();
+        assert.equal(r.stdout.trim(), "Waited.");
+      },
+    );
 
     await t.step("bottle logs shows the request and the answer", async () => {
       const logs = await bottle(["logs", name], be.env, { cwd: project });
