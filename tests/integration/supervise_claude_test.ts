@@ -180,9 +180,8 @@ Deno.test("supervise: Claude Code is connected, and its request_approval waits f
           "--",
           "wait",
         ], { check: false, timeoutMs: 120_000 });
-        await answerWhile(be.env, running, (r) => {
-          const wait = 6000 - (Date.now() - t0);
-          if (wait > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
+        await answerWhile(be.env, running, async (r) => {
+          await new Promise((res) => setTimeout(res, Math.max(0, 6000 - (Date.now() - t0))));
           return ["--approve", r.id, "-m", "late"];
         });
         const r = await running;
