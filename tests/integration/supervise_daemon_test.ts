@@ -354,3 +354,46 @@ Deno.test("supervise daemon: what a restarted daemon finds pending is closed, no
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+Deno.test("supervise daemon: --follow prints each new request as it arrives", async () => {
+  const s = await setup();
+  const follow = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../../main.ts", import.meta.url).pathname,
+      "supervise",
+      "--follow",
+      "--json",
+    ],
+    env: { HOME: s.home, XDG_STATE_HOME: `${s.home}/state`, NO_COLOR: "1", PATH: "/nonexistent" },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const c = await connect(s.url);
+    const lines = follow.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const call = c.callTool({ name: "ask_human", arguments: { question: "first?" } });
+    let got = "";
+    while (!got.includes("\n")) got += (await lines.read()).value ?? "";
+    const first = JSON.parse(got.split("\n")[0]!) as SuperviseRequest;
+    assert.deepEqual(first.body, { question: "first?" });
+    // A second one, after the first was shown: printed too, the first not again.
+    const call2 = c.callTool({ name: "ask_human", arguments: { question: "second?" } });
+    got = got.slice(got.indexOf("\n") + 1);
+    while (!got.includes("\n")) got += (await lines.read()).value ?? "";
+    const second = JSON.parse(got.split("\n")[0]!) as SuperviseRequest;
+    assert.deepEqual(second.body, { question: "second?" });
+    await supervise(s, ["--answer", first.id, "a"]);
+    await supervise(s, ["--answer", second.id, "b"]);
+    assert.equal(textOf(await call), "a");
+    assert.equal(textOf(await call2), "b");
+    lines.releaseLock();
+    await c.close();
+  } finally {
+    follow.kill("SIGTERM");
+    await follow.stdout.cancel().catch(() => {});
+    await follow.status;
+    await s.stop();
+  }
+});
