@@ -7,7 +7,8 @@ import { type Command, Option } from "commander";
 import type { CliContext } from "./context.ts";
 import { backendOption, workspaceOption } from "./backend_option.ts";
 import { collect, type LaunchOptions, startBottle } from "./start.ts";
-import { SilentExit, UserError } from "../errors.ts";
+import { SilentExit } from "../errors.ts";
+import { afterDashes, agentAndPrompt } from "./prompt_args.ts";
 import { headlessPlan, OUTPUT_FORMATS } from "../plan/headless.ts";
 
 export function registerRun(program: Command, ctx: CliContext): void {
@@ -49,35 +50,4 @@ export function registerRun(program: Command, ctx: CliContext): void {
       });
       if (code !== 0) throw new SilentExit(code);
     });
-}
-
-/**
- * `run -- fix it` (the default agent) or `run reviewer -- fix it`: the
- * prompt is what follows `--`, its words joined by spaces. Commander drops
- * the `--` from the operands, so the raw words after it tell where the
- * prompt starts.
- */
-export function agentAndPrompt(
-  operands: string[],
-  afterDash: string[] | undefined,
-): { agentName: string; prompt: string } {
-  if (afterDash === undefined) {
-    throw new UserError('bottle run: put the prompt after "--": bottle run [agent] -- PROMPT');
-  }
-  const before = operands.slice(0, operands.length - afterDash.length);
-  if (before.length > 1) {
-    throw new UserError(
-      `bottle run: one agent name before "--", got ${
-        before.map((w) => JSON.stringify(w)).join(" ")
-      }`,
-    );
-  }
-  const prompt = afterDash.join(" ");
-  if (prompt.trim() === "") throw new UserError("bottle run: missing prompt after --");
-  return { agentName: before[0] ?? "claude", prompt };
-}
-
-function afterDashes(raw: readonly string[]): string[] | undefined {
-  const i = raw.indexOf("--");
-  return i < 0 ? undefined : raw.slice(i + 1);
 }

@@ -5,7 +5,9 @@ import { type BackendOption, backendOption, workspaceOption } from "./backend_op
 import type { CliContext } from "./context.ts";
 import { enginesOf } from "./backends.ts";
 import { planFor } from "./planning.ts";
-import { SilentExit } from "../errors.ts";
+import { SilentExit, UserError } from "../errors.ts";
+import { afterDashes, agentAndPrompt } from "./prompt_args.ts";
+import { headlessPlan } from "../plan/headless.ts";
 import { throwIfCancelled } from "../proc/signals.ts";
 import type { Plan } from "../plan/plan_types.ts";
 
@@ -16,15 +18,39 @@ export function collect(value: string, previous: string[] = []): string[] {
 export function registerStart(program: Command, ctx: CliContext): void {
   program.command("start")
     .description("Start an agent in a new bottle (default agent: claude)")
-    .argument("[agent]", "agent name", "claude")
+    .argument("[agent]", "agent name (default: claude)")
+    .argument(
+      "[prompt...]",
+      "with --detach: a task for claude -p, run in the background (after --)",
+    )
     .addOption(backendOption())
     .addOption(workspaceOption())
     .option("-d, --detach", "leave the bottle running and return once it is ready")
     .option("--name <suffix>", "bottle name suffix (default: random)")
     .option("--build-ca <file>", "extra CA certificate for image builds (repeatable)", collect, [])
-    .action(async (agentName: string, opts: LaunchOptions & { detach?: boolean }) => {
-      const code = await startBottle(ctx, program, agentName, opts, {
+    .action(async (
+      first: string | undefined,
+      rest: string[],
+      opts: LaunchOptions & { detach?: boolean },
+    ) => {
+      const operands = [...(first === undefined ? [] : [first]), ...rest];
+      const dashed = afterDashes(ctx.argv ?? []);
+      if (dashed === undefined && operands.length > 1) {
+        throw new UserError(
+          `bottle start: one agent name, got ${
+            operands.map((w) => JSON.stringify(w)).join(" ")
+          } (a prompt goes after --)`,
+        );
+      }
+      const task = dashed === undefined ? undefined : agentAndPrompt(operands, dashed, "start");
+      if (task && !opts.detach) {
+        throw new UserError(
+          "bottle start: a prompt runs unattended, with --detach (for one task on this terminal: bottle run)",
+        );
+      }
+      const code = await startBottle(ctx, program, task?.agentName ?? first ?? "claude", opts, {
         detach: opts.detach ?? false,
+        ...(task ? { session: (plan: Plan) => headlessPlan(plan, { prompt: task.prompt }) } : {}),
       });
       if (code !== 0) throw new SilentExit(code);
     });

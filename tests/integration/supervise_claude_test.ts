@@ -262,3 +262,58 @@ Deno.test("supervise: under bottle run every permission prompt goes to the host;
   assert.ok(commands.includes("touch /tmp/marker-denied"), commands.join(" | "));
   assert.ok(commands.includes("touch /tmp/marker-allowed"), commands.join(" | "));
 });
+
+Deno.test("supervise: start --detach -- PROMPT runs the task unattended; its permission prompts wait for the host", async () => {
+  const { api, env } = await fakeApi();
+  await using _api = api;
+  await using be = await bottleEnv({ ANTHROPIC_API_KEY: "sk-ant-api03-test-real", ...env });
+  const project = await projectWith(be, agentFile(api));
+  api.push(
+    {
+      text: ["Making it."],
+      toolUses: [{ name: "Bash", input: { command: "touch /tmp/marker-bg", description: "mark" } }],
+    },
+    {
+      expect: (call) =>
+        assert.equal(call.toolResults[0]?.isError, false, call.toolResults[0]?.text),
+      text: ["Done in the background."],
+    },
+  );
+  const name = "cc-sv3";
+  const start = await bottle(
+    ["start", "cc", "--detach", "--name", "sv3", "--", "make", "it"],
+    be.env,
+    {
+      cwd: project,
+    },
+  );
+  assert.equal(start.code, 0, start.stderr);
+  // start has returned: the task runs on its own in the bottle.
+  assert.match(start.stderr, /its task running/);
+  try {
+    const log = () =>
+      bottle(["exec", name, "--", "cat", "/home/agent/.bottle/session.log"], be.env);
+    const finished = (async () => {
+      for (let i = 0; i < 300; i++) {
+        if ((await log()).stdout.includes("Done in the background.")) return;
+        await new Promise((res) => setTimeout(res, 200));
+      }
+      throw new Error(`the task did not finish: ${(await log()).stdout}`);
+    })();
+    const seen = await answerWhile(be.env, finished, (r) => ["--approve", r.id]);
+    await finished;
+    api.assertDone();
+    assert.deepEqual(seen.map((s) => [s.kind, (s.body as PermissionBody).tool_name]), [[
+      "permission",
+      "Bash",
+    ]]);
+    const marker = await inContainer(
+      `bottle-${name}-agent`,
+      "test -e /tmp/marker-bg && echo there",
+    );
+    assert.equal(marker.stdout.trim(), "there");
+  } finally {
+    const stop = await bottle(["stop", name], be.env, { cwd: project });
+    assert.equal(stop.code, 0, stop.stderr);
+  }
+});

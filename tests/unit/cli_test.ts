@@ -343,3 +343,15 @@ Deno.test("cli: --config works after the command's name too; one version string"
   assert.equal(long.stdout, cmd.stdout);
   assert.match(cmd.stdout, /^bottle \d+\.\d+\.\d+ \(deno /);
 });
+
+Deno.test("cli: start takes a prompt only after -- and only with --detach", async () => {
+  const attended = await cli(["start", "--", "fix", "it"]);
+  assert.equal(attended.code, 2);
+  assert.match(attended.stderr, /a prompt runs unattended, with --detach .*bottle run/);
+  const noDash = await cli(["start", "claude", "fix"]);
+  assert.equal(noDash.code, 2);
+  assert.match(noDash.stderr, /one agent name, got "claude" "fix" \(a prompt goes after --\)/);
+  const empty = await cli(["start", "--detach", "--", " "]);
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /bottle start: missing prompt after --/);
+});

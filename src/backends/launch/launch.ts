@@ -191,9 +191,24 @@ async function launchSteps(
     status: "running",
   });
   if (req.detach) {
-    stack.move(); // the bottle outlives this process; `bottle stop` releases it
     const n = plan.bottle.name;
-    req.progress(`ready: ${n} (bottle exec ${n} -- CMD, bottle attach ${n}, bottle stop ${n})`);
+    // A detached task (`start --detach -- PROMPT`) runs unattended: what it asks waits in `bottle supervise`.
+    if (plan.agent.session === "headless") {
+      await runtime.exec(
+        place,
+        ["sh", "-c", BACKGROUND_SESSION, "session", ...plan.agent.program],
+        {
+          user: plan.agent.user,
+          workdir: plan.agent.workdir,
+        },
+      );
+    }
+    stack.move(); // the bottle outlives this process; `bottle stop` releases it
+    req.progress(
+      plan.agent.session === "headless"
+        ? `ready: ${n}, its task running (output: bottle exec ${n} -- cat ${SESSION_LOG}; questions: bottle supervise; bottle stop ${n})`
+        : `ready: ${n} (bottle exec ${n} -- CMD, bottle attach ${n}, bottle stop ${n})`,
+    );
     return 0;
   }
   // SIGTERM (or SIGINT where there is no TTY) ends the session, then teardown runs.
@@ -206,6 +221,12 @@ async function launchSteps(
     signal,
   });
 }
+
+/** Where a detached task's output goes, in the agent's home. */
+const SESSION_LOG = "~/.bottle/session.log";
+/** Starts argv in the background, its output in the session log, detached from this exec. */
+const BACKGROUND_SESSION = `mkdir -p "$HOME/.bottle"
+nohup "$@" > "$HOME/.bottle/session.log" 2>&1 < /dev/null &`;
 
 /** Waits for every promise to settle; then throws the first failure, if any. */
 async function settled(promises: Promise<unknown>[]): Promise<void> {
