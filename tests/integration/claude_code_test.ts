@@ -13,18 +13,16 @@ import {
   bottle,
   bottleEnv,
   inContainer,
-  interfaceAddress,
   labelled,
   MAIN,
   NOTHING,
   projectWith,
 } from "../helpers/bottle_env.ts";
-import { type AnthropicApi, startAnthropicApi } from "../fakes/anthropic_api.ts";
+import type { AnthropicApi } from "../fakes/anthropic_api.ts";
+import { API_HOST, bridgedApi } from "../helpers/bridged_api.ts";
 import { placeholderFor } from "../../src/plan/anthropic.ts";
 import { run } from "../../src/proc/runner.ts";
 import * as L from "../../src/labels.ts";
-
-const API_HOST = "anthropic.test";
 
 /** An agent file whose Anthropic API is the fake, credential looked up on the host. */
 const agentFile = (api: AnthropicApi) =>
@@ -34,18 +32,6 @@ agents:
     anthropic: { base_url: "${api.url(API_HOST)}/" }
 `;
 
-/** The fake on the docker0 bridge, and the env that makes the bundle reach and trust it. */
-async function fakeApi(): Promise<{ api: AnthropicApi; env: Record<string, string> }> {
-  const api = await startAnthropicApi({ names: [API_HOST], hostname: interfaceAddress("docker0") });
-  return {
-    api,
-    env: {
-      BOTTLE_BUNDLE_ADD_HOSTS: `${API_HOST}:host-gateway`,
-      BOTTLE_UPSTREAM_CA_CERTS: api.caFile,
-    },
-  };
-}
-
 /** `claude -p` in a running bottle, through `bottle exec`. */
 function claude(name: string, env: Record<string, string>, cwd: string, args: string[]) {
   return bottle(["exec", name, "--", "claude", "-p", ...args], env, { cwd });
@@ -53,7 +39,7 @@ function claude(name: string, env: Record<string, string>, cwd: string, args: st
 
 Deno.test("claude code: the real agent works through a docker bottle (API key)", async (t) => {
   const key = `sk-ant-api03-${crypto.randomUUID()}-real`;
-  const { api, env } = await fakeApi();
+  const { api, env } = await bridgedApi();
   await using _api = api;
   await using be = await bottleEnv({ ANTHROPIC_API_KEY: key, ...env });
   const project = await projectWith(be, agentFile(api));
@@ -212,7 +198,7 @@ Deno.test("claude code: the real agent works through a docker bottle (API key)",
 
 Deno.test("claude code: bottle run with an OAuth token, and claude's exit code", async (t) => {
   const token = `sk-ant-oat01-${crypto.randomUUID()}-real`;
-  const { api, env } = await fakeApi();
+  const { api, env } = await bridgedApi();
   await using _api = api;
   await using be = await bottleEnv({ CLAUDE_CODE_OAUTH_TOKEN: token, ...env });
   const project = await projectWith(be, agentFile(api));
@@ -315,7 +301,7 @@ function parse(line: string): unknown {
 
 Deno.test("claude code: commits and pushes its work through the git gate", async () => {
   const key = `sk-ant-api03-${crypto.randomUUID()}-real`;
-  const { api, env } = await fakeApi();
+  const { api, env } = await bridgedApi();
   await using _api = api;
   await using be = await bottleEnv({ ANTHROPIC_API_KEY: key, ...env });
   const project = await projectWith(be, agentFile(api));

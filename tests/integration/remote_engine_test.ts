@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { bottle, bottleEnv, interruptAt, projectWith } from "../helpers/bottle_env.ts";
 import { startRemoteEngine } from "../helpers/remote_engine.ts";
 import { run } from "../../src/proc/runner.ts";
+import { callFromBottle, firstPendingId } from "../helpers/supervise.ts";
 
 const AGENT_FILE = `version: 1
 agents:
@@ -234,32 +235,16 @@ Deno.test("remote engine: start, exec, logs, stop and cleanup over DOCKER_HOST=t
           "bottle-asker-q1-bundle",
         ]);
         assert.ok(!mounts.stdout.includes('"bind"'), mounts.stdout);
-        const ask = bottle([
-          "exec",
+        const ask = callFromBottle(
           "asker-q1",
-          "--",
-          "curl",
-          "-s",
-          "-H",
-          "content-type: application/json",
-          "-H",
-          "accept: application/json, text/event-stream",
-          "-H",
-          "mcp-protocol-version: 2025-06-18",
-          "-d",
-          '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"request_approval","arguments":{"action":"from afar"}}}',
+          env,
           "http://127.0.0.1:8090/mcp",
-        ], env);
-        let id: string | undefined;
-        let said = "";
-        for (let i = 0; i < 100 && !id; i++) {
-          const l = await bottle(["supervise", "--json"], env);
-          assert.equal(l.code, 0, l.stderr);
-          said = l.stderr;
-          id = l.stdout.trim() ? JSON.parse(l.stdout.split("\n")[0]!).id : undefined;
-          if (!id) await new Promise((res) => setTimeout(res, 200));
-        }
-        assert.ok(id, `the request was not listed through the engine: ${said}`);
+          "request_approval",
+          {
+            action: "from afar",
+          },
+        );
+        const id = await firstPendingId(env);
         const ok = await bottle(["supervise", "--approve", id, "-m", "from here"], env);
         assert.equal(ok.code, 0, ok.stderr);
         assert.match((await ask).stdout, /Approved by the human: from here/);

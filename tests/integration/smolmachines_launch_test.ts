@@ -18,6 +18,7 @@ import {
   projectWith,
 } from "../helpers/bottle_env.ts";
 import { run } from "../../src/proc/runner.ts";
+import { callFromBottle, firstPendingId } from "../helpers/supervise.ts";
 import { FAKE_SMOLVM, fakeSmolvm } from "../fakes/smolvm/test_helpers.ts";
 import { pathExists } from "../../src/state/path_exists.ts";
 import { startGitHttpsServer } from "../fakes/git_https_server.ts";
@@ -392,31 +393,15 @@ Deno.test("smolmachines: Claude Code in the VM is connected to supervise, which 
     );
 
     // A request from the VM, answered from the host.
-    const ask = bottle([
-      "exec",
+    const ask = callFromBottle(
       name,
-      "--",
-      "curl",
-      "-s",
-      "-H",
-      "content-type: application/json",
-      "-H",
-      "accept: application/json, text/event-stream",
-      "-H",
-      "mcp-protocol-version: 2025-06-18",
-      "-H",
-      `authorization: ${auth}`,
-      "-d",
-      '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask_human","arguments":{"question":"from the vm?"}}}',
+      be.env,
       mcpUrl,
-    ], be.env);
-    let id: string | undefined;
-    for (let i = 0; i < 100 && !id; i++) {
-      const l = await bottle(["supervise", name, "--json"], be.env);
-      id = l.stdout.trim() ? JSON.parse(l.stdout.split("\n")[0]!).id : undefined;
-      if (!id) await new Promise((res) => setTimeout(res, 200));
-    }
-    assert.ok(id, "no request from the VM reached the queue");
+      "ask_human",
+      { question: "from the vm?" },
+      auth,
+    );
+    const id = await firstPendingId(be.env);
     const answered = await bottle(["supervise", "--answer", id, "yes, from the host"], be.env);
     assert.equal(answered.code, 0, answered.stderr);
     assert.match((await ask).stdout, /yes, from the host/);

@@ -11,15 +11,13 @@ import {
   bottle,
   bottleEnv,
   inContainer,
-  interfaceAddress,
   projectWith,
 } from "../helpers/bottle_env.ts";
 import { cli } from "../helpers/cli.ts";
-import { type AnthropicApi, startAnthropicApi } from "../fakes/anthropic_api.ts";
+import type { AnthropicApi } from "../fakes/anthropic_api.ts";
+import { API_HOST, bridgedApi } from "../helpers/bridged_api.ts";
 import type { PermissionBody, SuperviseRequest } from "../../src/bundle/supervise/queue_files.ts";
 import { run } from "../../src/proc/runner.ts";
-
-const API_HOST = "anthropic.test";
 
 const agentFile = (api: AnthropicApi) =>
   `version: 1
@@ -28,17 +26,6 @@ agents:
     anthropic: { base_url: "${api.url(API_HOST)}/" }
     supervise: { timeout: 5m }
 `;
-
-async function fakeApi(): Promise<{ api: AnthropicApi; env: Record<string, string> }> {
-  const api = await startAnthropicApi({ names: [API_HOST], hostname: interfaceAddress("docker0") });
-  return {
-    api,
-    env: {
-      BOTTLE_BUNDLE_ADD_HOSTS: `${API_HOST}:host-gateway`,
-      BOTTLE_UPSTREAM_CA_CERTS: api.caFile,
-    },
-  };
-}
 
 /**
  * Plays the human while `running` runs: answers each pending request with
@@ -68,7 +55,7 @@ async function answerWhile(
 }
 
 Deno.test("supervise: Claude Code is connected, and its request_approval waits for the host's answer", async (t) => {
-  const { api, env } = await fakeApi();
+  const { api, env } = await bridgedApi();
   await using _api = api;
   await using be = await bottleEnv({ ANTHROPIC_API_KEY: "sk-ant-api03-test-real", ...env });
   const project = await projectWith(be, agentFile(api));
@@ -205,7 +192,7 @@ Deno.test("supervise: Claude Code is connected, and its request_approval waits f
 });
 
 Deno.test("supervise: under bottle run every permission prompt goes to the host; a denied Bash never runs", async () => {
-  const { api, env } = await fakeApi();
+  const { api, env } = await bridgedApi();
   await using _api = api;
   await using be = await bottleEnv({ ANTHROPIC_API_KEY: "sk-ant-api03-test-real", ...env });
   const project = await projectWith(be, agentFile(api));
@@ -264,7 +251,7 @@ Deno.test("supervise: under bottle run every permission prompt goes to the host;
 });
 
 Deno.test("supervise: start --detach -- PROMPT runs the task unattended; its permission prompts wait for the host", async () => {
-  const { api, env } = await fakeApi();
+  const { api, env } = await bridgedApi();
   await using _api = api;
   await using be = await bottleEnv({ ANTHROPIC_API_KEY: "sk-ant-api03-test-real", ...env });
   const project = await projectWith(be, agentFile(api));
