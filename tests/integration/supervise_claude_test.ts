@@ -7,12 +7,7 @@
  * host, where a denial keeps the command from ever running.
  */
 import assert from "node:assert/strict";
-import {
-  bottle,
-  bottleEnv,
-  inContainer,
-  projectWith,
-} from "../helpers/bottle_env.ts";
+import { bottle, bottleEnv, inContainer, projectWith } from "../helpers/bottle_env.ts";
 import { cli } from "../helpers/cli.ts";
 import type { AnthropicApi } from "../fakes/anthropic_api.ts";
 import { API_HOST, bridgedApi } from "../helpers/bridged_api.ts";
