@@ -290,13 +290,18 @@ async function askEach(
   queues: BottleQueue[],
   requests: SuperviseRequest[],
 ): Promise<void> {
+  const input = lines ??= new Lines(Deno.stdin.readable);
+  const ask = async (question: string): Promise<string | null> => {
+    await Deno.stdout.write(new TextEncoder().encode(`${question} `));
+    return await input.next();
+  };
   for (const r of requests) {
     const q = queues.find((q) => q.bottle === r.bottle);
     if (!q || ctx.signal.aborted) return;
     ctx.out(`\n${r.id} from ${r.bottle} (${r.tool}):\n  ${requestText(r)}`);
     let action: Action | undefined;
     while (!action) {
-      const line = prompt(
+      const line = await ask(
         r.kind === "question" ? "answer (empty: skip)>" : "[a]pprove, [d]eny or [s]kip?",
       );
       if (line === null) return; // end of input
@@ -309,7 +314,7 @@ async function askEach(
           const c = line.trim().toLowerCase();
           if (c === "s" || c === "") break;
           if (c !== "a" && c !== "d") continue;
-          const message = prompt("message for the agent (optional)>") ?? "";
+          const message = await ask("message for the agent (optional)>") ?? "";
           action = {
             id: r.id,
             decision: c === "a" ? "approve" : "deny",
@@ -327,6 +332,36 @@ async function askEach(
     } catch (err) {
       ctx.err(`bottle: ${(err as Error).message}`);
     }
+  }
+}
+
+let lines: Lines | undefined;
+
+/**
+ * Lines typed on stdin, in order: what arrives in one read (typed ahead,
+ * pasted) is kept for the next question, not dropped.
+ */
+class Lines {
+  #buf = "";
+  #reader: ReadableStreamDefaultReader<string>;
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  }
+  /** The next line without its newline; null at the end of input. */
+  async next(): Promise<string | null> {
+    while (!this.#buf.includes("\n")) {
+      const { value, done } = await this.#reader.read();
+      if (done) {
+        const rest = this.#buf;
+        this.#buf = "";
+        return rest === "" ? null : rest;
+      }
+      this.#buf += value;
+    }
+    const i = this.#buf.indexOf("\n");
+    const line = this.#buf.slice(0, i).replace(/\r$/, "");
+    this.#buf = this.#buf.slice(i + 1);
+    return line;
   }
 }
 

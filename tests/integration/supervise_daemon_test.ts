@@ -397,3 +397,34 @@ Deno.test("supervise daemon: --follow prints each new request as it arrives", as
     await s.stop();
   }
 });
+
+Deno.test("supervise daemon: on a terminal, bottle supervise asks about each request and answers it", async () => {
+  const s = await setup();
+  try {
+    const c = await connect(s.url);
+    const call = c.callTool({ name: "request_approval", arguments: { action: "tag v2" } });
+    const r = await pending(s);
+    // util-linux `script` gives the CLI a terminal; the human types "a", then a message.
+    const main = new URL("../../main.ts", import.meta.url).pathname;
+    const tty = new Deno.Command("script", {
+      args: ["-qec", `${Deno.execPath()} run -A ${main} supervise`, "/dev/null"],
+      env: { HOME: s.home, XDG_STATE_HOME: `${s.home}/state`, NO_COLOR: "1" },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = tty.stdin.getWriter();
+    // Typed once the prompt is up (the terminal keeps what arrives early).
+    await w.write(new TextEncoder().encode("a\nlooks right\n"));
+    await w.close();
+    const out = await tty.output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, text);
+    assert.match(text, new RegExp(`${r.id} from ${BOTTLE} \\(request_approval\\):\\s+tag v2`));
+    assert.match(text, /\[a\]pprove, \[d\]eny or \[s\]kip\?/);
+    assert.equal(textOf(await call), "Approved by the human: looks right");
+    await c.close();
+  } finally {
+    await s.stop();
+  }
+});
