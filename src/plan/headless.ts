@@ -52,5 +52,8 @@ export function headlessPlan(plan: Plan, run: HeadlessRun): Plan {
     "--",
     run.prompt,
   ];
-  return { ...plan, agent: { ...plan.agent, program: argv, session: "headless" } };
+  return {
+    ...plan,
+    agent: { ...plan.agent, program: argv, session: "headless", attachProgram: plan.agent.program },
+  };
 }

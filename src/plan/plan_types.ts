@@ -327,6 +327,8 @@ export interface Plan {
      * to this terminal (`run`).
      */
     session: "terminal" | "headless";
+    /** headless: what `bottle attach` runs (the agent on the terminal, not the task again). */
+    attachProgram?: string[];
     /**
      * Environment of every agent process (the container's or the VM's);
      * credentials only as placeholders.

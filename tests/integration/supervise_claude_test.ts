@@ -272,6 +272,9 @@ Deno.test("supervise: start --detach -- PROMPT runs the task unattended; its per
   assert.equal(start.code, 0, start.stderr);
   // start has returned: the task runs on its own in the bottle.
   assert.match(start.stderr, /its task running/);
+  // attach would run the agent, not the task a second time.
+  const record = JSON.parse(await Deno.readTextFile(`${be.stateRoot}/bottles/cc-sv3/bottle.json`));
+  assert.ok(!record.program.includes("--print"), record.program.join(" "));
   try {
     const log = () =>
       bottle(["exec", name, "--", "cat", "/home/agent/.bottle/session.log"], be.env);

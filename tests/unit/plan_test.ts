@@ -563,6 +563,8 @@ Deno.test("plan: supervise runs the daemon, registers it with claude and queues 
     "mcp__supervise__request_approval,mcp__supervise__ask_human",
   ]);
   const h = headlessPlan(p, { prompt: "go" });
+  // attach runs the agent, not the task again.
+  assert.deepEqual(h.agent.attachProgram, p.agent.program);
   assert.deepEqual(h.agent.program.slice(3), [
     "--print",
     "--permission-prompt-tool",

@@ -265,7 +265,7 @@ async function openState(
     place,
     user: plan.agent.user,
     workdir: plan.agent.workdir,
-    program: plan.agent.program,
+    program: plan.agent.attachProgram ?? plan.agent.program,
     bundleContainer: plan.bundle.container.name,
     networks: plan.networks.map((n) => n.name),
     volumes: plan.volumes.map((v) => v.name),
