@@ -302,3 +302,34 @@ Deno.test("supervise: start --detach -- PROMPT runs the task unattended; its per
     assert.equal(stop.code, 0, stop.stderr);
   }
 });
+
+Deno.test("supervise: bottle run --allowed-tools adds to supervise's own allowed tools", async () => {
+  const { api, env } = await bridgedApi();
+  await using _api = api;
+  await using be = await bottleEnv({ ANTHROPIC_API_KEY: "sk-ant-api03-test-real", ...env });
+  const project = await projectWith(be, agentFile(api));
+  api.push(
+    {
+      toolUses: [{ name: "Bash", input: { command: "echo allowed-42", description: "echo" } }],
+    },
+    {
+      expect: (call) => assert.match(call.toolResults[0]?.text ?? "", /allowed-42/),
+      toolUses: [{ name: "mcp__supervise__request_approval", input: { action: "finish" } }],
+    },
+    {
+      expect: (call) => assert.equal(call.toolResults[0]?.text, "Approved by the human"),
+      text: ["Both."],
+    },
+  );
+  const running = bottle(
+    ["run", "cc", "--name", "sv4", "--allowed-tools", "Bash", "--", "do both"],
+    be.env,
+    { cwd: project },
+  );
+  const seen = await answerWhile(be.env, running, (r) => ["--approve", r.id]);
+  const r = await running;
+  assert.equal(r.code, 0, r.stderr);
+  api.assertDone();
+  // Bash ran unasked (the user's --allowed-tools), the approval was asked for (supervise's own).
+  assert.deepEqual(seen.map((s) => s.kind), ["approval"]);
+});
