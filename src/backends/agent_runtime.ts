@@ -13,6 +13,8 @@ export interface StartContext {
   plan: Plan;
   /** The built agent and bundle images (engine references). */
   images: { agent: string; bundle: string };
+  /** Values of the agent's secret variables (`agent.proxy.env`): the proxy URLs with the credential. */
+  agentSecretEnv: Record<string, string>;
   /** The bundle's address on its network, once the bundle is ready (asked only by runtimes that need it). */
   bundleAddress(): Promise<string>;
   cacheDir: string;
@@ -20,7 +22,7 @@ export interface StartContext {
   progress(message: string): void;
 }
 
-export interface PrepareContext extends Omit<StartContext, "bundleAddress"> {
+export interface PrepareContext extends Omit<StartContext, "bundleAddress" | "agentSecretEnv"> {
   /** The launch's teardown stack, for temporary files the runtime makes. */
   stack: AsyncDisposableStack;
 }

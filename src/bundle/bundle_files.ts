@@ -87,6 +87,7 @@ export async function makeBundleFiles(
     caCertFile: inBundle("egress-ca.pem"),
     caKeyFile: inBundle("egress-ca-key.pem"),
     upstreamCaFiles: [inBundle("pipelock-ca.pem"), ...upstreamNames.map(inBundle)],
+    proxyAuth: { tokenEnv: plan.bundle.proxyAuth.tokenEnv },
     routes: plan.bundle.routes.map((r) => ({
       host: r.host,
       header: r.header,

@@ -10,6 +10,7 @@ import type { AgentDefinition, WorkspaceMode } from "../config/schema.ts";
 import type { HostRepo } from "../git/host_repo.ts";
 import * as L from "../labels.ts";
 import {
+  type AgentProxyPlan,
   type Backend,
   BUNDLE_ADDRESS,
   type ContainerPlan,
@@ -29,6 +30,7 @@ import { anthropicPlan, placeholderFor } from "./anthropic.ts";
 import {
   BUNDLE_CONFIG_DIR,
   BUNDLE_UID,
+  EGRESS_SECRET_PREFIX,
   GATE_CONFIG_FILE,
   ROUTE_SECRET_PREFIX,
   SOCKETS_DIR,
@@ -185,12 +187,9 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   const bundleHost = vmAgent ? BUNDLE_ADDRESS : "127.0.0.1";
   const proxyUrl = `http://${bundleHost}:${PORTS.egress}`;
   const noProxy = vmAgent ? `localhost,127.0.0.1,${BUNDLE_ADDRESS}` : "localhost,127.0.0.1";
+  const proxy: AgentProxyPlan = { url: proxyUrl, user: PROXY_USER, env: [...PROXY_ENV_NAMES] };
   const env: Record<string, string> = {
     ...def.env,
-    HTTPS_PROXY: proxyUrl,
-    HTTP_PROXY: proxyUrl,
-    https_proxy: proxyUrl,
-    http_proxy: proxyUrl,
     NO_PROXY: noProxy,
     no_proxy: noProxy,
     NODE_EXTRA_CA_CERTS: CA_GUEST_PATH,
@@ -311,6 +310,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
         ...identityEnvs(upstreams),
         ...(vmAgent && upstreams.length > 0 ? [GATE_TOKEN_ENV] : []),
         ...(supervise?.auth ? [supervise.auth.tokenEnv] : []),
+        EGRESS_PROXY_TOKEN_ENV,
       ],
     },
     labels: L.objectLabels(labels, "bundle"),
@@ -324,7 +324,8 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     user: AGENT_USER,
     workdir: WORKSPACE,
     env: sortKeys(env),
-    secretEnv: [],
+    // The proxy URLs hold the proxy credential: given as bare -e NAME.
+    secretEnv: proxy.env,
     volumes: [{ volume: sockets, target: SOCKETS_DIR, readonly: true }],
     mounts: [
       ...(ws.agentMount ? [ws.agentMount] : []),
@@ -421,6 +422,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
         }
         : {}),
       ...(supervise ? { supervise } : {}),
+      proxyAuth: { tokenEnv: EGRESS_PROXY_TOKEN_ENV },
     },
     workspace: ws.workspace,
     agent: {
@@ -430,6 +432,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       program,
       session: "terminal",
       env: sortKeys(env),
+      proxy,
       forwards,
       ...(agentContainer ? { container: agentContainer } : {}),
       ...(supervise && isClaude ? { permissionPromptTool: claudeToolName(TOOLS.permission) } : {}),
@@ -686,8 +689,17 @@ function supervisePlan(
 /** The env var of the bundle that holds the supervise daemon's token, where it needs one. */
 export const SUPERVISE_TOKEN_ENV = "BOTTLE_SUPERVISE_TOKEN";
 
+/** The env var of the bundle that holds egress's proxy credential. */
+export const EGRESS_PROXY_TOKEN_ENV = `${EGRESS_SECRET_PREFIX}PROXY_TOKEN`;
+
+/** The user name in the agent's proxy URLs (egress checks only the password). */
+export const PROXY_USER = "bottle";
+
+/** The variables HTTP clients read their proxy from (curl and git read only the lower-case http_proxy). */
+export const PROXY_ENV_NAMES = ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] as const;
+
 /** The env var of the bundle that holds the gate's token, where the gate needs one. */
-export const GATE_TOKEN_ENV = "BOTTLE_GATE_TOKEN";
+export const GATE_TOKEN_ENV = "BOTTLE_GIT_GATE_TOKEN";
 
 /** `git@host:team/tool.git` -> `tool`, made safe for a URL path and a directory name. */
 export function repoNameOf(url: string): string {

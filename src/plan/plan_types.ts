@@ -237,6 +237,15 @@ export interface SupervisePlan {
   auth?: { tokenEnv: string };
 }
 
+/** How the agent reaches egress: see `Plan.agent.proxy`. */
+export interface AgentProxyPlan {
+  /** Egress as the agent reaches it, without the credential: `http://127.0.0.1:9000`. */
+  url: string;
+  user: string;
+  /** The variables that carry the credentialed URL. */
+  env: string[];
+}
+
 export type ProvisionStep =
   /** Appends the bottle's CAs (egress's and pipelock's) to the system trust, as root. */
   | { step: "ca-trust"; user: "root"; guestPath: string; appendTo: string }
@@ -313,6 +322,12 @@ export interface Plan {
     };
     /** The supervise daemon (with `supervise` in `daemons`). */
     supervise?: SupervisePlan;
+    /**
+     * Egress serves only requests that carry this bottle's proxy credential,
+     * made at launch and held by the bundle (`tokenEnv`) and by the agent's
+     * proxy URLs (`agent.proxy`) alone.
+     */
+    proxyAuth: { tokenEnv: string };
   };
   workspace: WorkspacePlan;
   agent: {
@@ -334,6 +349,13 @@ export interface Plan {
      * credentials only as placeholders.
      */
     env: Record<string, string>;
+    /**
+     * The proxy variables, set in every agent process besides `env`: each
+     * holds `url` with `user` and the bottle's proxy credential in it. Their
+     * values are made at launch and are on no argv (docker: bare `-e NAME`;
+     * smolmachines: a guest file every agent command reads).
+     */
+    proxy: AgentProxyPlan;
     /** How the agent reaches the bundle's agent-facing daemons (docker). */
     forwards: ForwardPlan[];
     /** docker: the agent's container. */

@@ -80,6 +80,70 @@ Deno.test("docker: the upstream gets the real credential, the bottle only a plac
       },
     );
 
+    await t.step(
+      "from the host, egress serves only requests with the agent's proxy credential",
+      async () => {
+        // The agent's proxy URLs hold the credential; egress is reached through its socket.
+        const proxy = (await inContainer(agent, 'printf %s "$HTTPS_PROXY"')).stdout;
+        const m = /^http:\/\/bottle:([0-9a-f]{64})@127\.0\.0\.1:\d+$/.exec(proxy);
+        assert.ok(m, `unexpected HTTPS_PROXY in the agent: ${proxy}`);
+        const token = m[1]!;
+        const volume = await run([
+          "docker",
+          "volume",
+          "inspect",
+          "bottle-cred-c1-sockets",
+          "--format",
+          "{{.Mountpoint}}",
+        ]);
+        const socket = `${volume.stdout.trim()}/egress.sock`;
+        const target = `api.test:${upstream.port}`;
+        const connect = async (auth: string) => {
+          const conn = await Deno.connect({ transport: "unix", path: socket });
+          try {
+            await conn.write(new TextEncoder().encode(
+              `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`,
+            ));
+            const buf = new Uint8Array(1024);
+            const n = await conn.read(buf);
+            return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+          } finally {
+            conn.close();
+          }
+        };
+        const before = upstream.requests.length;
+        // Positive control: the same socket, with the agent's credential, opens the route.
+        const basic = (p: string) => `Proxy-Authorization: Basic ${btoa(`bottle:${p}`)}\r\n`;
+        assert.match(await connect(basic(token)), /^HTTP\/1\.1 200 /);
+        for (
+          const auth of ["", basic("0".repeat(64)), `Proxy-Authorization: Bearer ${token}\r\n`]
+        ) {
+          assert.match(await connect(auth), /^HTTP\/1\.1 407 /, JSON.stringify(auth));
+        }
+        assert.equal(upstream.requests.length, before, "a refused request reached the upstream");
+        // The bundle's address is no way in either: egress listens on its own loopback and socket.
+        const ip = (await run([
+          "docker",
+          "inspect",
+          "bottle-cred-c1-bundle",
+          "--format",
+          "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        ])).stdout.trim();
+        const tcp = await Deno.connect({ hostname: ip, port: 3128 }).then(
+          (c) => (c.close(), "connected"),
+          (e: Error) => e.name,
+        );
+        assert.equal(tcp, "ConnectionRefused");
+        // The credential is on no host argv either (it goes to docker as a bare -e NAME).
+        assert.ok(argv.every((a) => !a.includes(token)), "the proxy credential on a host argv");
+        const inspectBundle = await run(["docker", "inspect", "bottle-cred-c1-bundle"]);
+        assert.ok(
+          !inspectBundle.stdout.includes(token),
+          "proxy credential in the bundle's inspect",
+        );
+      },
+    );
+
     await t.step("only routed hosts are intercepted by egress", async () => {
       const routed = await inContainer(
         agent,

@@ -13,10 +13,15 @@ import { startTestUpstream, type TestUpstream } from "../fakes/test_upstream.ts"
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SECRET = "sk-test-REAL-secret-0123456789abcdef";
 const PLACEHOLDER = "placeholder-key";
+/** The bottle's proxy credential: every request the agent sends carries it in the proxy URL. */
+const PROXY_TOKEN = "proxy-token-0123456789abcdef0123";
+const PROXY_AUTH_LINE = `Proxy-Authorization: Basic ${btoa(`bottle:${PROXY_TOKEN}`)}\r\n`;
 
 interface Stack extends AsyncDisposable {
   upstream: TestUpstream;
   egressPort: number;
+  /** Egress as the agent's proxy URLs name it, credential included. */
+  proxyUrl: string;
   egressCaFile: string;
   auditFile: string;
   standin: Daemon;
@@ -77,6 +82,7 @@ async function startStack(options: { trustUpstream?: boolean } = {}): Promise<St
       caCertFile: egressCaFile,
       caKeyFile: `${dir}/egress-ca-key.pem`,
       upstreamCaFiles: options.trustUpstream === false ? [] : [upstream.caFile],
+      proxyAuth: { tokenEnv: "BOTTLE_EGRESS_PROXY_TOKEN" },
       routes: [{
         host: `api.test.local:${upstream.port}`,
         header: "x-api-key",
@@ -108,7 +114,7 @@ async function startStack(options: { trustUpstream?: boolean } = {}): Promise<St
         "--secrets-from-stdin",
       ],
       {},
-      JSON.stringify({ BOTTLE_ROUTE_0: SECRET }),
+      JSON.stringify({ BOTTLE_ROUTE_0: SECRET, BOTTLE_EGRESS_PROXY_TOKEN: PROXY_TOKEN }),
     );
     cleanups.push(async () => {
       egress.proc.kill("SIGKILL");
@@ -117,6 +123,7 @@ async function startStack(options: { trustUpstream?: boolean } = {}): Promise<St
     return {
       upstream,
       egressPort: egress.port,
+      proxyUrl: `http://bottle:${PROXY_TOKEN}@127.0.0.1:${egress.port}`,
       egressCaFile,
       auditFile,
       standin,
@@ -136,7 +143,7 @@ function curlArgs(s: Stack, url: string, extra: string[] = []): string[] {
     "--max-time",
     "60",
     "--proxy",
-    `http://127.0.0.1:${s.egressPort}`,
+    s.proxyUrl,
     "--cacert",
     s.egressCaFile,
     ...extra,
@@ -179,7 +186,7 @@ Deno.test("a non-routed allowlisted host is tunneled untouched with the upstream
     "--max-time",
     "60",
     "--proxy",
-    `http://127.0.0.1:${s.egressPort}`,
+    s.proxyUrl,
     "--cacert",
     s.upstream.caFile,
     "-H",
@@ -249,7 +256,7 @@ for (
       "--max-time",
       "120",
       "--proxy",
-      `http://127.0.0.1:${s.egressPort}`,
+      s.proxyUrl,
       "--cacert",
       ca,
       "-o",
@@ -275,7 +282,7 @@ Deno.test("audit lines record each request and never contain the secret", async 
     "curl",
     "-sS",
     "--proxy",
-    `http://127.0.0.1:${s.egressPort}`,
+    s.proxyUrl,
     "--cacert",
     s.upstream.caFile,
     `https://open.test.local:${port}/headers`,
@@ -328,7 +335,9 @@ Deno.test("a WebSocket on a routed host is upgraded and echoes through egress", 
   const authority = `api.test.local:${s.upstream.port}`;
   let tls: Deno.TlsConn | undefined;
   try {
-    await conn.write(enc.encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
+    await conn.write(
+      enc.encode(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${PROXY_AUTH_LINE}\r\n`),
+    );
     const buf = new Uint8Array(4096);
     const n = await conn.read(buf);
     assert.match(dec.decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 200 /);
@@ -410,7 +419,7 @@ Deno.test("an absolute-form http request is forwarded through the upstream proxy
       "--max-time",
       "30",
       "--proxy",
-      `http://127.0.0.1:${s.egressPort}`,
+      s.proxyUrl,
       "-H",
       "x-agent: yes",
       `http://plain.test.local:${port}/hello`,
@@ -545,7 +554,7 @@ Deno.test("a response egress must close after still arrives whole", async () => 
       "--max-time",
       "60",
       "--proxy",
-      `http://127.0.0.1:${s.egressPort}`,
+      s.proxyUrl,
       "-o",
       "/dev/null",
       "-w",
@@ -568,7 +577,7 @@ Deno.test("an agent that does not trust the egress CA fails the handshake and eg
     "--max-time",
     "30",
     "--proxy",
-    `http://127.0.0.1:${s.egressPort}`,
+    s.proxyUrl,
     "--cacert",
     s.upstream.caFile,
     url,
@@ -627,7 +636,9 @@ async function rawRouted(s: Stack, head: string, body = ""): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.egressPort });
   const enc = new TextEncoder();
   const target = `api.test.local:${s.upstream.port}`;
-  await conn.write(enc.encode(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
+  await conn.write(
+    enc.encode(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${PROXY_AUTH_LINE}\r\n`),
+  );
   const buf = new Uint8Array(4096);
   const n = await conn.read(buf);
   assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 200/);
@@ -733,4 +744,153 @@ Deno.test("a request head over 64 KiB is refused with 431, however it arrives", 
   const out = await reading.catch((e: Error) => `read failed: ${e.message}`);
   assert.match(out, /^HTTP\/1\.1 431/, out);
   assert.equal(s.upstream.requests.length, 0);
+});
+
+Deno.test("without the proxy credential egress answers 407: nothing dialled, no credential injected", async () => {
+  await using s = await startStack();
+  const bare = `http://127.0.0.1:${s.egressPort}`;
+  const wrong = `http://bottle:not-the-token-0123456789abcdef@127.0.0.1:${s.egressPort}`;
+  const routed = `https://api.test.local:${s.upstream.port}/headers`;
+  // Positive control: the agent's own URL reaches the route, credential injected.
+  const ok = await run(curlArgs(s, routed));
+  assert.equal(JSON.parse(ok.stdout)["x-api-key"], SECRET);
+  const before = { origin: s.upstream.requests.length, standin: s.standin.stderr() };
+  for (const proxy of [bare, wrong]) {
+    for (const url of [routed, `http://plain.test.local:${s.upstream.port}/headers`]) {
+      const out = await run(
+        [
+          "curl",
+          "-sS",
+          "--max-time",
+          "20",
+          "--proxy",
+          proxy,
+          "--cacert",
+          s.egressCaFile,
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_connect} %{http_code}",
+          url,
+        ],
+        { check: false },
+      );
+      const [connect, code] = out.stdout.trim().split(" ");
+      assert.equal(
+        url.startsWith("https:") ? connect : code,
+        "407",
+        `${proxy} ${url}: ${out.stdout}`,
+      );
+    }
+  }
+  // A credential sent some other way than Basic is no credential either.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.egressPort });
+  const target = `api.test.local:${s.upstream.port}`;
+  const reading = new Response(conn.readable).text();
+  await conn.write(new TextEncoder().encode(
+    `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nProxy-Authorization: Bearer ${PROXY_TOKEN}\r\nConnection: close\r\n\r\n`,
+  ));
+  const raw = await reading;
+  assert.match(raw, /^HTTP\/1\.1 407 /);
+  assert.match(raw, /Proxy-Authenticate: Basic realm="bottle"/);
+  assert.ok(!raw.includes(SECRET));
+  // Nothing reached pipelock or the origin.
+  assert.equal(s.upstream.requests.length, before.origin);
+  assert.equal(s.standin.stderr(), before.standin, "the stand-in saw a connection");
+  await until(
+    async () => (await auditLines(s)).filter((l) => l.status === 407).length === 5,
+    "five 407 audit lines",
+  );
+  const denied = (await auditLines(s)).filter((l) => l.status === 407);
+  assert.ok(
+    denied.every((l) => l.decision === "denied" && l.reason === "No valid proxy credential"),
+  );
+  // The bundle's own health probe needs none.
+  const health = await run(["curl", "-sS", `http://127.0.0.1:${s.egressPort}/healthz`]);
+  assert.equal(health.stdout, "ok\n");
+});
+
+Deno.test("a client that waits for the challenge (curl --proxy-anyauth) gets through on the same connection", async () => {
+  await using s = await startStack();
+  const out = await run(
+    curlArgs(s, `https://api.test.local:${s.upstream.port}/headers`, ["--proxy-anyauth", "-v"]),
+  );
+  assert.equal(JSON.parse(out.stdout)["x-api-key"], SECRET);
+  assert.match(out.stderr, /407/, "curl did not ask first");
+  assert.equal((out.stderr.match(/Connected to 127\.0\.0\.1/g) ?? []).length, 1, out.stderr);
+});
+
+/** The agent's proxy variables, as a bottle sets them: the credential in the URL. */
+function agentProxyEnv(s: Stack): Record<string, string> {
+  return {
+    HTTPS_PROXY: s.proxyUrl,
+    HTTP_PROXY: s.proxyUrl,
+    https_proxy: s.proxyUrl,
+    http_proxy: s.proxyUrl,
+    NO_PROXY: "localhost",
+    no_proxy: "localhost",
+  };
+}
+
+Deno.test("git takes the proxy credential from the agent's proxy URL", async () => {
+  await using s = await startStack();
+  const home = await Deno.makeTempDir({ prefix: "egress-git-" });
+  try {
+    // The test upstream is no git server: the request reaching it with the credential is the proof.
+    const out = await run(
+      ["git", "ls-remote", `https://api.test.local:${s.upstream.port}/team/tool.git`],
+      {
+        check: false,
+        env: {
+          ...agentProxyEnv(s),
+          HOME: home,
+          GIT_CONFIG_NOSYSTEM: "1",
+          GIT_SSL_CAINFO: s.egressCaFile,
+          GIT_TERMINAL_PROMPT: "0",
+        },
+      },
+    );
+    const seen = s.upstream.requests.filter((r) => r.path === "/team/tool.git/info/refs");
+    assert.equal(seen.length, 1, `${out.stderr}`);
+    assert.equal(seen[0]!.headers["x-api-key"], SECRET);
+    assert.doesNotMatch(out.stderr, /407/);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("npm takes the proxy credential from the agent's proxy URL", async () => {
+  // npm is how CI installs Deno: it is there wherever these tests run.
+  assert.equal((await run(["npm", "--version"], { check: false })).code, 0, "npm not found");
+  await using s = await startStack();
+  const home = await Deno.makeTempDir({ prefix: "egress-npm-" });
+  try {
+    const out = await run(
+      [
+        "npm",
+        "view",
+        "left-pad",
+        "--registry",
+        `https://api.test.local:${s.upstream.port}/`,
+        "--fetch-retries",
+        "0",
+      ],
+      {
+        check: false,
+        env: {
+          ...agentProxyEnv(s),
+          HOME: home,
+          NODE_EXTRA_CA_CERTS: s.egressCaFile,
+          npm_config_cafile: s.egressCaFile,
+          npm_config_cache: `${home}/cache`,
+          npm_config_update_notifier: "false",
+        },
+      },
+    );
+    const seen = s.upstream.requests.filter((r) => r.path === "/left-pad");
+    assert.equal(seen.length, 1, `${out.stdout}\n${out.stderr}`);
+    assert.equal(seen[0]!.headers["x-api-key"], SECRET);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
 });

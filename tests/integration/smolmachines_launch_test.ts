@@ -68,8 +68,52 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
         assert.match(cidrs[0]!, /^\d+\.\d+\.\d+\.\d+\/32$/);
         assert.deepEqual(flagValues(create, "--allow-host"), ["bottle-dns-closed.invalid"]);
         const bundleIp = cidrs[0]!.replace("/32", "");
+        // The proxy URLs hold the proxy credential: they are not on smolvm's argv.
         const env = flagValues(create, "-e").concat(flagValues(create, "--env"));
-        assert.ok(env.includes(`HTTPS_PROXY=http://${bundleIp}:3128`), env.join(" "));
+        assert.ok(env.some((e) => e.startsWith("NO_PROXY=")), env.join(" "));
+        assert.ok(!env.some((e) => /^https?_proxy=/i.test(e)), env.join(" "));
+        // Every command in the VM has them, from the guest file written on stdin.
+        const proxy = await bottle(
+          ["exec", "vmprobe-s1", "--", "sh", "-c", 'printf %s "$HTTPS_PROXY $http_proxy"'],
+          be.env,
+        );
+        assert.equal(proxy.code, 0, proxy.stderr);
+        const m = new RegExp(
+          `^(http://bottle:([0-9a-f]{64})@${bundleIp.replaceAll(".", "\\.")}:3128) \\1$`,
+        ).exec(proxy.stdout);
+        assert.ok(m, proxy.stdout);
+        const token = m[2]!;
+        assert.ok(
+          (await fake.log()).every((a) => a.every((x) => !x.includes(token))),
+          "the proxy credential on smolvm's argv",
+        );
+        // Egress listens where the host reaches it (the VM comes from the host):
+        // without the credential it answers 407 and dials nothing.
+        const health = await fetch(`http://${bundleIp}:3128/healthz`);
+        assert.equal(await health.text(), "ok\n"); // positive control: reachable from here
+        const ask = async (auth: string) => {
+          const conn = await Deno.connect({ hostname: bundleIp, port: 3128 });
+          try {
+            await conn.write(new TextEncoder().encode(
+              `CONNECT nowhere.example:443 HTTP/1.1\r\nHost: nowhere.example:443\r\n${auth}\r\n`,
+            ));
+            const buf = new Uint8Array(512);
+            const n = await conn.read(buf);
+            return new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\r\n")[0];
+          } finally {
+            conn.close();
+          }
+        };
+        assert.equal(await ask(""), "HTTP/1.1 407 Proxy Authentication Required");
+        assert.equal(
+          await ask(`Proxy-Authorization: Basic ${btoa(`bottle:${"1".repeat(64)}`)}\r\n`),
+          "HTTP/1.1 407 Proxy Authentication Required",
+        );
+        // With the agent's credential the request goes on, to pipelock's allowlist (a 403 from it).
+        assert.match(
+          await ask(`Proxy-Authorization: Basic ${btoa(`bottle:${token}`)}\r\n`) ?? "",
+          /^HTTP\/1\.1 403 /,
+        );
         assert.deepEqual(flagValues(create, "--cpus"), ["2"]);
         assert.deepEqual(flagValues(create, "--mem"), ["2048"]);
         const machine = await fake.machine("bottle-vmprobe-s1");

@@ -40,7 +40,10 @@ Deno.test("bundle files: exactly the planned files, valid, and no secret value i
   );
   // Every copied file is readable by the bundle user alone.
   assert.ok(plan.bundle.container.startInput!.files.every((f) => f.mode === "0400"));
-  assert.deepEqual(plan.bundle.container.startInput!.secrets, ["BOTTLE_ROUTE_0"]);
+  assert.deepEqual(plan.bundle.container.startInput!.secrets, [
+    "BOTTLE_ROUTE_0",
+    "BOTTLE_EGRESS_PROXY_TOKEN",
+  ]);
   assert.deepEqual(plan.bundle.container.secretEnv, [], "secrets must not be container env");
   const egress = EgressConfigSchema.parse(JSON.parse(files.get("egress.json")!));
   assert.deepEqual(egress.routes, [
@@ -117,7 +120,7 @@ Deno.test("bundle files: an agent allowed nowhere still gets a valid strict pipe
   assert.match(files.get("pipelock.yaml")!, /api_allowlist:\n\s+- "nothing-allowed\.invalid"\n/);
 });
 
-Deno.test("bundle daemons: egress gets the route secrets only; the gate every secret", () => {
+Deno.test("bundle daemons: egress gets the route secrets and its token; the gate its identities only", () => {
   const plan = makePlan(
     {
       name: "claude",
@@ -138,7 +141,7 @@ Deno.test("bundle daemons: egress gets the route secrets only; the gate every se
     },
   );
   const names = plan.bundle.container.startInput!.secrets;
-  assert.deepEqual(names, ["BOTTLE_ROUTE_0", "BOTTLE_GIT_IDENTITY_1"]);
+  assert.deepEqual(names, ["BOTTLE_ROUTE_0", "BOTTLE_GIT_IDENTITY_1", "BOTTLE_EGRESS_PROXY_TOKEN"]);
   const values = Object.fromEntries(names.map((n) => [n, `value-of-${n}`]));
   const manifest = parseBundleManifest({
     bottle: plan.bottle.name,
@@ -151,6 +154,9 @@ Deno.test("bundle daemons: egress gets the route secrets only; the gate every se
     )!;
     return JSON.parse(new TextDecoder().decode(secretsFor(spec, values)));
   };
-  assert.deepEqual(got("egress"), { BOTTLE_ROUTE_0: "value-of-BOTTLE_ROUTE_0" });
-  assert.deepEqual(got("git-gate"), values);
+  assert.deepEqual(got("egress"), {
+    BOTTLE_ROUTE_0: "value-of-BOTTLE_ROUTE_0",
+    BOTTLE_EGRESS_PROXY_TOKEN: "value-of-BOTTLE_EGRESS_PROXY_TOKEN",
+  });
+  assert.deepEqual(got("git-gate"), { BOTTLE_GIT_IDENTITY_1: "value-of-BOTTLE_GIT_IDENTITY_1" });
 });

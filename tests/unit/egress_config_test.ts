@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { parseEgressConfig, resolveRoutes } from "../../src/bundle/egress/config.ts";
+import {
+  parseEgressConfig,
+  resolveProxyToken,
+  resolveRoutes,
+} from "../../src/bundle/egress/config.ts";
 import { clearSecrets, redact } from "../../src/proc/secrets.ts";
 
 function valid(): Record<string, unknown> {
@@ -96,4 +100,15 @@ Deno.test("a secret with a line break is refused without echoing it", () => {
   } finally {
     clearSecrets();
   }
+});
+
+Deno.test("egress config: a proxy credential that is missing or short stops egress, named by its variable", () => {
+  const auth = { tokenEnv: "BOTTLE_EGRESS_PROXY_TOKEN" };
+  assert.throws(
+    () => resolveProxyToken(auth, () => undefined),
+    /"BOTTLE_EGRESS_PROXY_TOKEN" is not set/,
+  );
+  assert.throws(() => resolveProxyToken(auth, () => "short"), /shorter than 16/);
+  assert.equal(resolveProxyToken(auth, () => "0123456789abcdef"), "0123456789abcdef");
+  assert.equal(resolveProxyToken(undefined, () => undefined), undefined);
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { proxyEnv } from "../../src/plan/proxy_env.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadAgentFile } from "../../src/config/load.ts";
@@ -188,7 +189,20 @@ Deno.test("plan: the agent has no network and reaches the bundle only by its soc
   assert.deepEqual(agent.securityOpt, ["no-new-privileges"]);
   assert.equal(agent.user, "agent");
   assert.deepEqual(agent.resources, { cpus: 2, memory: "4g", pids: 512 });
-  assert.equal(p.agent.env.HTTPS_PROXY, "http://127.0.0.1:3128");
+  // The proxy URLs carry the proxy credential, so they are in no plain env and come as bare -e NAME.
+  assert.equal(p.agent.env.HTTPS_PROXY, undefined);
+  assert.deepEqual(p.agent.proxy, {
+    url: "http://127.0.0.1:3128",
+    user: "bottle",
+    env: ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"],
+  });
+  assert.deepEqual(agent.secretEnv, p.agent.proxy.env);
+  assert.deepEqual(p.bundle.proxyAuth, { tokenEnv: "BOTTLE_EGRESS_PROXY_TOKEN" });
+  assert.ok(p.bundle.container.startInput!.secrets.includes("BOTTLE_EGRESS_PROXY_TOKEN"));
+  assert.deepEqual(
+    proxyEnv(p.agent.proxy, "0123456789abcdef").https_proxy,
+    "http://bottle:0123456789abcdef@127.0.0.1:3128",
+  );
   // The forwarder relays each agent-facing daemon's port to its socket, read-only mounted.
   assert.deepEqual(agent.volumes, [
     { volume: "bottle-reviewer-abc123-sockets", target: "/run/bottle/sockets", readonly: true },
@@ -232,7 +246,8 @@ Deno.test("plan: smolmachines bottles get a VM section with whole cpus and MiB",
     allowHosts: ["bottle-dns-closed.invalid"],
   });
   assert.equal(p.agent.container, undefined);
-  assert.equal(p.agent.env.HTTPS_PROXY, "http://{bundle.address}:3128");
+  assert.equal(p.agent.proxy.url, "http://{bundle.address}:3128");
+  assert.equal(p.agent.env.HTTPS_PROXY, undefined);
   // The VM reaches the bundle over the network: egress listens on it, no sockets volume.
   assert.equal(p.bundle.listen.host, "0.0.0.0");
   assert.deepEqual(p.volumes, []);
@@ -516,8 +531,8 @@ Deno.test("plan: on smolmachines the VM reaches the gate at the bundle's address
     "http://{bundle.address}:8080/lib.git",
   ]);
   // The gate listens where the host reaches it too: every request needs the bottle's token.
-  assert.deepEqual(gate.auth, { tokenEnv: "BOTTLE_GATE_TOKEN" });
-  assert.ok(p.bundle.container.startInput!.secrets.includes("BOTTLE_GATE_TOKEN"));
+  assert.deepEqual(gate.auth, { tokenEnv: "BOTTLE_GIT_GATE_TOKEN" });
+  assert.ok(p.bundle.container.startInput!.secrets.includes("BOTTLE_GIT_GATE_TOKEN"));
   const clones = p.provision.filter((s) => s.step === "clone");
   assert.deepEqual(clones.map((c) => c.step === "clone" && c.gateToken), [true, true]);
   // The VM's egress policy admits the bundle's address alone: that is where the gate is.

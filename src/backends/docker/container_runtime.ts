@@ -27,7 +27,9 @@ export class ContainerRuntime implements AgentRuntime {
   async prepare(): Promise<void> {}
 
   async start(ctx: StartContext): Promise<void> {
-    await this.docker.runDetached(toContainerSpec(agentContainer(ctx.plan), ctx.images.agent, {}));
+    await this.docker.runDetached(
+      toContainerSpec(agentContainer(ctx.plan), ctx.images.agent, ctx.agentSecretEnv),
+    );
   }
 
   exec(place: string, argv: string[], opts: ExecOptions): Promise<RunResult> {

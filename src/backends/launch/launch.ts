@@ -166,6 +166,9 @@ async function launchSteps(
   let address: Promise<string> | undefined;
   const start: StartContext = {
     ...base,
+    agentSecretEnv: Object.fromEntries(
+      plan.agent.proxy.env.map((k) => [k, prepared.secretEnv[k]!]),
+    ),
     bundleAddress: () => (address ??= bundleReady.then(() => bundleAddress(docker, plan))),
   };
   req.progress("starting the agent");

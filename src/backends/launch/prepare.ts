@@ -14,6 +14,8 @@ import { throwIfCancelled } from "../../proc/signals.ts";
 import { pathExists } from "../../state/path_exists.ts";
 import { UserError } from "../../errors.ts";
 import { BOTTLE_ID } from "../../labels.ts";
+import { proxyEnv } from "../../plan/proxy_env.ts";
+import { registerSecret } from "../../proc/secrets.ts";
 
 export interface Prepared {
   secretEnv: Record<string, string>;
@@ -39,10 +41,15 @@ export async function prepareLaunch(req: LaunchRequest, docker: DockerCli): Prom
     ensureBottleImages(docker, plan.images, inputs, buildOpts),
   ]);
   throwIfCancelled(signal);
-  // The gate's and supervise's tokens, where they need one: made for this bottle, now.
-  for (const auth of [plan.bundle.gitGate?.auth, plan.bundle.supervise?.auth]) {
+  // The gate's, supervise's and egress's tokens, where they need one: made for this bottle, now.
+  for (
+    const auth of [plan.bundle.gitGate?.auth, plan.bundle.supervise?.auth, plan.bundle.proxyAuth]
+  ) {
     if (auth) secretEnv[auth.tokenEnv] = randomToken();
   }
+  // The agent's proxy URLs carry egress's token.
+  Object.assign(secretEnv, proxyEnv(plan.agent.proxy, secretEnv[plan.bundle.proxyAuth.tokenEnv]!));
+  for (const name of plan.agent.proxy.env) registerSecret(secretEnv[name]!);
   return { secretEnv, images: { agent: built.run, bundle: built.bundle } };
 }
 

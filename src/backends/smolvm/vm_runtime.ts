@@ -26,7 +26,14 @@ import type { Plan } from "../../plan/plan_types.ts";
 import type { RunResult } from "../../proc/runner.ts";
 import { MachineNotFoundError, type SmolvmCli } from "./smolvm_cli.ts";
 import { type MachineSource, machineSource } from "./machine_artifact.ts";
-import { asUser, envWithBundleAddress, withBundleAddress } from "./vm_env.ts";
+import {
+  asUser,
+  envWithBundleAddress,
+  secretEnvFile,
+  withBundleAddress,
+  withSecretEnv,
+  WRITE_SECRET_ENV,
+} from "./vm_env.ts";
 import { UserError } from "../../errors.ts";
 
 const REACH_TIMEOUT_MS = 3000;
@@ -83,6 +90,11 @@ export class VmRuntime implements AgentRuntime {
     if (source.kind === "archive") await Deno.remove(source.path).catch(() => {});
     ctx.progress("starting the VM");
     await this.smolvm.machineStart({ name: vm.machine });
+    await this.#run(vm.machine, WRITE_SECRET_ENV, {
+      stdin: new TextEncoder().encode(
+        secretEnvFile(envWithBundleAddress(ctx.agentSecretEnv, address)),
+      ),
+    });
   }
 
   async exec(place: string, argv: string[], opts: ExecOptions): Promise<RunResult> {
@@ -90,8 +102,16 @@ export class VmRuntime implements AgentRuntime {
     const address = this.#address;
     const full = asUser(
       opts.user,
-      address ? argv.map((a) => withBundleAddress(a, address)) : argv,
+      withSecretEnv(address ? argv.map((a) => withBundleAddress(a, address)) : argv),
     );
+    return await this.#run(place, full, opts);
+  }
+
+  async #run(
+    place: string,
+    full: string[],
+    opts: { workdir?: string; stdin?: Uint8Array },
+  ): Promise<RunResult> {
     const r = await this.smolvm.machineExec({
       name: place,
       argv: full,
@@ -115,7 +135,7 @@ export class VmRuntime implements AgentRuntime {
   execInteractive(place: string, argv: string[], opts: InteractiveOptions): Promise<number> {
     return this.smolvm.machineExecInteractive({
       name: place,
-      argv: asUser(opts.user, argv),
+      argv: asUser(opts.user, withSecretEnv(argv)),
       tty: opts.tty,
       stdin: opts.stdin ?? true,
       ...(opts.workdir ? { workdir: opts.workdir } : {}),

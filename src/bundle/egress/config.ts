@@ -57,6 +57,15 @@ export const EgressConfigSchema = z.strictObject({
   caKeyFile: z.string().min(1),
   /** CAs trusted for TLS egress originates (pipelock's interception CA, test CAs), besides system roots. */
   upstreamCaFiles: z.array(z.string().min(1)),
+  /**
+   * The proxy credential every request to the outside must carry
+   * (`Proxy-Authorization: Basic`, any user name, this password): the
+   * variable of the egress process that holds it. Without it egress answers
+   * whoever reaches its port, and on smolmachines any local process can.
+   */
+  proxyAuth: z.strictObject({
+    tokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"),
+  }).optional(),
   routes: z.array(RouteSchema).superRefine((routes, ctx) => {
     const seen = new Set<string>();
     routes.forEach((r, i) => {
@@ -80,6 +89,26 @@ export interface ResolvedRoute {
   header: string;
   template: string;
   secret: string;
+}
+
+/**
+ * Loads the proxy credential, when the config asks for one, and registers
+ * it for redaction. Missing or short is fatal: egress never answers
+ * unauthenticated where the plan said it must not.
+ */
+export function resolveProxyToken(
+  proxyAuth: EgressConfig["proxyAuth"],
+  getEnv: (name: string) => string | undefined = (n) => Deno.env.get(n),
+): string | undefined {
+  if (!proxyAuth) return undefined;
+  const token = getEnv(proxyAuth.tokenEnv);
+  if (token === undefined || token.length < 16) {
+    throw new Error(
+      `Proxy credential: environment variable "${proxyAuth.tokenEnv}" is not set or shorter than 16 characters`,
+    );
+  }
+  registerSecret(token);
+  return token;
 }
 
 /** Validates parsed JSON; `source` names the file in the error. */

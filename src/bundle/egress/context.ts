@@ -27,6 +27,8 @@ export interface EgressContext {
   log(message: string): void;
   /** How long a connection may sit idle between requests. */
   idleTimeoutMs: number;
+  /** The proxy credential requests must carry; undefined: none asked (tests, old configs). */
+  proxyToken?: string;
   /** Called once a request to egress itself (the health probe) has its answer. */
   answeredHealth?: () => void;
 }
@@ -37,6 +39,7 @@ const REASONS: Record<number, string> = {
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
+  407: "Proxy Authentication Required",
   421: "Misdirected Request",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",

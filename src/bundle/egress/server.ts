@@ -10,7 +10,12 @@ import { splitCertificates } from "../../tls/pem.ts";
 import { redact } from "../../proc/secrets.ts";
 import { AuditLog } from "../audit_log.ts";
 import { BufferedWire, LimitExceededError } from "./buffered.ts";
-import { type EgressConfig, type ResolvedRoute, resolveRoutes } from "./config.ts";
+import {
+  type EgressConfig,
+  type ResolvedRoute,
+  resolveProxyToken,
+  resolveRoutes,
+} from "./config.ts";
 import { handleConnect } from "./connect.ts";
 import {
   type EgressContext,
@@ -28,6 +33,7 @@ import {
   requestFraming,
   type RequestHead,
 } from "./http1.ts";
+import { hasProxyCredential, PROXY_CHALLENGE } from "./proxy_auth.ts";
 import { parseProxyUrl } from "./upstream.ts";
 import { NodeWire } from "./wire.ts";
 
@@ -66,6 +72,7 @@ export async function startEgress(
   options: StartEgressOptions = {},
 ): Promise<EgressServer> {
   const routes: ResolvedRoute[] = resolveRoutes(config.routes, options.getEnv);
+  const proxyToken = resolveProxyToken(config.proxyAuth, options.getEnv);
   const log = options.log ?? ((m: string) => console.error(`egress: ${redact(m)}`));
   const leaves = loadLeaves(config.caCertFile, config.caKeyFile);
   const upstreamCaCerts = await loadTrust(
@@ -82,6 +89,7 @@ export async function startEgress(
     audit,
     log: (m) => log(redact(m)),
     idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
+    ...(proxyToken !== undefined ? { proxyToken } : {}),
   };
 
   const sockets = new Set<net.Socket>();
@@ -225,6 +233,13 @@ async function serveAgent(ctx: EgressContext, socket: net.Socket): Promise<void>
         }
         return;
       }
+      if (
+        ctx.proxyToken !== undefined && !req.target.startsWith("/") &&
+        !hasProxyCredential(req.headers, ctx.proxyToken)
+      ) {
+        if (!(await refuseUnauthenticated(ctx, agent, req))) return;
+        continue;
+      }
       if (req.method === "CONNECT") {
         await handleConnect(ctx, agent, nodeWire, req);
         return;
@@ -241,6 +256,47 @@ async function serveAgent(ctx: EgressContext, socket: net.Socket): Promise<void>
     forwarder.close();
     agent.close();
   }
+}
+
+/**
+ * 407 for a request without the proxy credential: nothing is dialled and no
+ * credential is injected. The connection stays open for the retry when the
+ * request had no body and the client keeps alive (curl's anyauth asks first
+ * and answers the challenge on the same connection); otherwise it closes.
+ */
+async function refuseUnauthenticated(
+  ctx: EgressContext,
+  agent: BufferedWire,
+  req: RequestHead,
+): Promise<boolean> {
+  let keep = false;
+  try {
+    keep = keepsAlive(req.version, req.headers) && requestFraming(req).kind === "none";
+  } catch {
+    keep = false;
+  }
+  const bytes = simpleResponse(407, "egress: this proxy needs the bottle's proxy credential\n", {
+    close: !keep,
+    headers: [PROXY_CHALLENGE],
+  });
+  await tryWrite(agent, bytes);
+  const authority = req.method === "CONNECT" ? req.target : (() => {
+    try {
+      return new URL(req.target).host;
+    } catch {
+      return "-";
+    }
+  })();
+  ctx.audit.write({
+    method: req.method,
+    host: authority,
+    status: 407,
+    bytes_up: 0,
+    bytes_down: bytes.length,
+    decision: "denied",
+    reason: "No valid proxy credential",
+  });
+  return keep;
 }
 
 /**

@@ -22,6 +22,8 @@ export const SOCKETS_DIR = "/run/bottle/sockets";
 export const BUNDLE_UID = 65532;
 /** How the plan names each credential route's secret (`BOTTLE_ROUTE_<n>`): egress gets only these. */
 export const ROUTE_SECRET_PREFIX = "BOTTLE_ROUTE_";
+/** Egress's own secrets (its proxy credential), besides the routes'. */
+export const EGRESS_SECRET_PREFIX = "BOTTLE_EGRESS_";
 /** The agent-side relay, copied out of the bundle image into each agent container. */
 export const FORWARDER_IN_BUNDLE_IMAGE = "/opt/bottle/bottle-forward";
 /** Printed once every selected daemon answers its health check. */

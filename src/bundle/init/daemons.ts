@@ -8,12 +8,16 @@ import { BUNDLE_CONFIG_DIR, type BundleManifest } from "./bundle_manifest.ts";
 import { egressPermissions } from "../egress/permissions.ts";
 import {
   AUDIT_LOG_IN_BUNDLE,
+  EGRESS_SECRET_PREFIX,
   GATE_CONFIG_FILE,
   ROUTE_SECRET_PREFIX,
   SOCKETS_DIR,
 } from "./bundle_manifest.ts";
 import { SUPERVISE_CONFIG_FILE } from "../supervise/supervise_config.ts";
 import { QUEUE_IN_BUNDLE } from "../supervise/queue_files.ts";
+
+/** The git gate's secrets: `BOTTLE_GIT_IDENTITY_<n>` and `BOTTLE_GIT_GATE_TOKEN`. */
+export const GATE_SECRET_PREFIX = "BOTTLE_GIT";
 
 /** The supervise daemon's token is the one secret it gets. */
 export const SUPERVISE_SECRET_PREFIX = "BOTTLE_SUPERVISE_";
@@ -27,10 +31,11 @@ export interface DaemonSpec {
    */
   secretsOnStdin?: boolean;
   /**
-   * Only the secrets whose names start with this (egress: the credential
-   * routes'; a git identity or the gate's token is none of its business).
+   * Only the secrets whose names start with one of these (egress: the
+   * credential routes' and its proxy credential; a git identity or the
+   * gate's token is none of its business).
    */
-  secretPrefix?: string;
+  secretPrefixes?: string[];
   /** URL answering 200 once the daemon serves. */
   health: string;
 }
@@ -39,10 +44,10 @@ export const PIPELOCK_BIN = "/usr/local/bin/pipelock";
 
 /** The secrets a daemon gets on its stdin, as JSON. */
 export function secretsFor(spec: DaemonSpec, secrets: Record<string, string>): Uint8Array {
-  const prefix = spec.secretPrefix;
-  const mine = prefix === undefined
-    ? secrets
-    : Object.fromEntries(Object.entries(secrets).filter(([k]) => k.startsWith(prefix)));
+  const prefixes = spec.secretPrefixes;
+  const mine = prefixes === undefined ? secrets : Object.fromEntries(
+    Object.entries(secrets).filter(([k]) => prefixes.some((p) => k.startsWith(p))),
+  );
   return new TextEncoder().encode(JSON.stringify(mine));
 }
 
@@ -72,7 +77,7 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
         return {
           name,
           secretsOnStdin: true,
-          secretPrefix: ROUTE_SECRET_PREFIX,
+          secretPrefixes: [ROUTE_SECRET_PREFIX, EGRESS_SECRET_PREFIX],
           // Least privilege: egress may write only its audit log and its socket.
           argv: [
             self.deno,
@@ -98,6 +103,8 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
         return {
           name,
           secretsOnStdin: true,
+          // The upstreams' identities and its own token; no route's credential, no proxy's.
+          secretPrefixes: [GATE_SECRET_PREFIX],
           // It runs git, which is not confined by Deno's permissions anyway.
           argv: [
             self.deno,
@@ -119,7 +126,7 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
           name,
           secretsOnStdin: true,
           // Its token, where it has one; nothing else of the bottle's.
-          secretPrefix: SUPERVISE_SECRET_PREFIX,
+          secretPrefixes: [SUPERVISE_SECRET_PREFIX],
           argv: [
             self.deno,
             "run",
