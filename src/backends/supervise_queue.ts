@@ -55,7 +55,8 @@ export function superviseQueueOf(
         bundle,
         "sh",
         "-c",
-        'set -e; t=$(mktemp "$1.XXXXXX"); cat > "$t"; if ln "$t" "$1" 2>/dev/null; then rm -f "$t"; else rm -f "$t"; exit 3; fi',
+        // Exit 3: the slot is taken (an answer, or the daemon's closed marker); any other failure is an error.
+        'set -e; t=$(mktemp "$1.XXXXXX"); cat > "$t"; if ln "$t" "$1" 2>/dev/null; then rm -f "$t"; elif [ -e "$1" ]; then rm -f "$t"; exit 3; else rm -f "$t"; exit 4; fi',
         "answer",
         answerFile(QUEUE_IN_BUNDLE, a.id),
       ], { stdin: JSON.stringify(a, null, 2) + "\n", check: false });

@@ -76,7 +76,8 @@ export function registerSupervise(program: Command, ctx: CliContext): void {
         if (fresh.length > 0) {
           print(ctx, fresh, opts.json);
           notify(ctx, fresh.filter(isPending), !opts.json);
-          if (interactive) await askEach(ctx, queues, fresh.filter(isPending));
+          // What was typed before these were on the screen answers none of them.
+          if (interactive) await askEach(ctx, queues, fresh.filter(isPending), { discard: true });
         }
         if (await sleep(FOLLOW_POLL_MS, ctx.signal)) return;
       }
@@ -118,7 +119,7 @@ function idOf(id: string): string {
     throw new UserError(
       `bottle supervise: ${
         JSON.stringify(id)
-      } is not a request id (8 hex digits, see bottle supervise)`,
+      } is not a request id (16 hex digits, see bottle supervise)`,
     );
   }
 }
@@ -157,10 +158,13 @@ async function bottleNames(stateRoot: string): Promise<string[]> {
   return names.sort();
 }
 
-async function listAll(ctx: CliContext, queues: BottleQueue[]): Promise<SuperviseRequest[]> {
+/** A request with the bottle whose queue it was read from (what the request file says is not trusted for that). */
+type Listed = SuperviseRequest & { source: string };
+
+async function listAll(ctx: CliContext, queues: BottleQueue[]): Promise<Listed[]> {
   const lists = await Promise.all(queues.map(async (q) => {
     try {
-      return await q.queue.list();
+      return (await q.queue.list()).map((r) => ({ ...r, source: q.bottle }));
     } catch (err) {
       ctx.err(`bottle: cannot read the requests of ${q.bottle}: ${(err as Error).message}`);
       return [];
@@ -174,18 +178,25 @@ function isPending(r: SuperviseRequest): boolean {
   return r.state === "pending" && !r.answer;
 }
 
-async function answer(ctx: CliContext, queues: BottleQueue[], action: Action): Promise<void> {
+async function answer(
+  ctx: CliContext,
+  queues: BottleQueue[],
+  action: Action,
+  opts: { shown?: boolean } = {},
+): Promise<void> {
   for (const q of queues) {
     const r = (await q.queue.list().catch(() => [])).find((r) => r.id === action.id);
     if (!r) continue;
     const a = answerFor(r, action);
-    if (!isPending(r)) {
-      throw new UserError(
-        `Request ${r.id} of ${q.bottle} is ${r.answer ? "answered" : r.state} already`,
-      );
-    }
+    if (!isPending(r)) throw new UserError(endedAlready(r, q.bottle));
+    // By flag, the human may not have read all of it: it is shown whole, before the answer.
+    if (!opts.shown) ctx.out(`${describe(r, q.bottle)}\n`);
     if (!(await q.queue.answer(a))) {
-      throw new UserError(`Request ${r.id} of ${q.bottle} is answered already`);
+      // Taken a moment ago: by another answer, or by the daemon as it gave up waiting.
+      const now = (await q.queue.list().catch(() => [])).find((x) => x.id === r.id);
+      throw new UserError(
+        endedAlready(now && !isPending(now) ? now : { ...r, state: "answered" }, q.bottle),
+      );
     }
     const what = a.decision === "answer"
       ? `answered ${JSON.stringify(a.text)}`
@@ -196,6 +207,20 @@ async function answer(ctx: CliContext, queues: BottleQueue[], action: Action): P
     return;
   }
   throw new UserError(`No supervise request ${action.id} is waiting (see bottle supervise)`);
+}
+
+function endedAlready(r: SuperviseRequest, bottle: string): string {
+  const how = r.answer || r.state === "answered"
+    ? "answered already"
+    : r.state === "timed-out"
+    ? "timed out already: the agent was told nobody answered"
+    : "abandoned already: nobody is waiting for its answer";
+  return `Request ${r.id} of ${terminalSafe(bottle)} is ${how}`;
+}
+
+/** A request whole, as the human reads it before answering: every agent-written part made safe. */
+function describe(r: SuperviseRequest, bottle: string): string {
+  return `${r.id} from ${terminalSafe(bottle)} (${terminalSafe(r.tool)}):\n  ${requestText(r)}`;
 }
 
 /** The answer to write, checked against what the request asked. */
@@ -242,9 +267,9 @@ function whoAnswers(): string {
   return `${user}@${hostname()}`;
 }
 
-function print(ctx: CliContext, requests: SuperviseRequest[], json?: boolean): void {
+function print(ctx: CliContext, requests: Listed[], json?: boolean): void {
   if (json) {
-    for (const r of requests) ctx.out(jsonTerminalSafe(JSON.stringify(r)));
+    for (const { source: _, ...r } of requests) ctx.out(jsonTerminalSafe(JSON.stringify(r)));
     return;
   }
   if (requests.length === 0) return;
@@ -252,9 +277,9 @@ function print(ctx: CliContext, requests: SuperviseRequest[], json?: boolean): v
     ["ID", "BOTTLE", "AGE", "TOOL", "STATE", "REQUEST"],
     requests.map((r) => [
       r.id,
-      r.bottle,
+      terminalSafe(r.source),
       age(r.createdAt),
-      r.tool,
+      terminalSafe(r.tool),
       r.answer && r.state === "pending" ? "answered" : r.state,
       clip(requestText(r), 160),
     ]),
@@ -288,17 +313,19 @@ export function requestText(r: Pick<SuperviseRequest, "kind" | "body">): string 
 async function askEach(
   ctx: CliContext,
   queues: BottleQueue[],
-  requests: SuperviseRequest[],
+  requests: Listed[],
+  opts: { discard?: boolean } = {},
 ): Promise<void> {
   const input = lines ??= new Lines(Deno.stdin.readable);
+  if (opts.discard) input.discard();
   const ask = async (question: string): Promise<string | null> => {
     await Deno.stdout.write(new TextEncoder().encode(`${question} `));
     return await input.next();
   };
   for (const r of requests) {
-    const q = queues.find((q) => q.bottle === r.bottle);
+    const q = queues.find((q) => q.bottle === r.source);
     if (!q || ctx.signal.aborted) return;
-    ctx.out(`\n${r.id} from ${r.bottle} (${r.tool}):\n  ${requestText(r)}`);
+    ctx.out(`\n${describe(r, r.source)}`);
     let action: Action | undefined;
     while (!action) {
       const line = await ask(
@@ -328,7 +355,7 @@ async function askEach(
     }
     if (!action) continue;
     try {
-      await answer(ctx, [q], action);
+      await answer(ctx, [q], action, { shown: true });
     } catch (err) {
       ctx.err(`bottle: ${(err as Error).message}`);
     }
@@ -346,6 +373,10 @@ class Lines {
   #reader: ReadableStreamDefaultReader<string>;
   constructor(stream: ReadableStream<Uint8Array>) {
     this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  }
+  /** Forgets what was read ahead and not yet asked for. */
+  discard(): void {
+    this.#buf = "";
   }
   /** The next line without its newline; null at the end of input. */
   async next(): Promise<string | null> {
@@ -366,12 +397,15 @@ class Lines {
 }
 
 /** The terminal bell, and a desktop notification where the host has a way to show one. */
-function notify(ctx: CliContext, fresh: SuperviseRequest[], bell: boolean): void {
+function notify(ctx: CliContext, fresh: Listed[], bell: boolean): void {
   if (fresh.length === 0) return;
   if (bell) ctx.err("\x07");
   const r = fresh[fresh.length - 1]!;
-  const title = `bottle: ${r.bottle} asks`;
-  const body = clip(requestText(r), 200);
+  const title = `bottle: ${terminalSafe(r.source)} asks`;
+  // notify-send reads its body as markup.
+  const markup = (t: string) =>
+    Deno.build.os === "darwin" ? t : t.replaceAll("&", "&amp;").replaceAll("<", "&lt;");
+  const body = markup(clip(requestText(r), 200));
   const argv = Deno.build.os === "darwin"
     ? [
       "osascript",

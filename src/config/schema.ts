@@ -207,6 +207,9 @@ export function durationSeconds(d: string): number {
   return n * { s: 1, m: 60, h: 3600 }[d.slice(-1) as "s" | "m" | "h"];
 }
 
+/** A supervise request waits at most a week: longer is nobody's answer (and past a timer's range). */
+const MAX_SUPERVISE_SECONDS = 7 * 24 * 3600;
+
 export const agent = z.strictObject({
   description: z.string().optional(),
   backend: z.enum(["docker", "smolmachines"]).default("docker"),
@@ -230,7 +233,9 @@ export const agent = z.strictObject({
   supervise: z.union([
     z.boolean(),
     z.strictObject({
-      timeout: duration.default("30m").describe(
+      timeout: duration.default("30m").refine((d) => durationSeconds(d) <= MAX_SUPERVISE_SECONDS, {
+        error: "at most 7 days (168h)",
+      }).describe(
         "How long a request waits for the human before the agent is told nobody answered",
       ),
     }),

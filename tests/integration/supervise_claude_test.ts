@@ -177,8 +177,8 @@ Deno.test("supervise: Claude Code is connected, and its request_approval waits f
     await t.step("bottle logs shows the request and the answer", async () => {
       const logs = await bottle(["logs", name], be.env, { cwd: project });
       assert.equal(logs.code, 0, logs.stderr);
-      assert.match(logs.stdout, /ASK [0-9a-f]{8} request_approval: push the fix to main/);
-      assert.match(logs.stdout, /ANSWER [0-9a-f]{8} request_approval approve by \S+: ship it/);
+      assert.match(logs.stdout, /ASK [0-9a-f]{16} request_approval: push the fix to main/);
+      assert.match(logs.stdout, /ANSWER [0-9a-f]{16} request_approval approve by \S+: ship it/);
     });
   } finally {
     const stop = await bottle(["stop", name], be.env, { cwd: project });

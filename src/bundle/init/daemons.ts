@@ -136,7 +136,7 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
             // The SDK aborts a call's signal when its client goes away, not when it is answered.
             "--unstable-no-legacy-abort",
             `--allow-read=${BUNDLE_CONFIG_DIR},${QUEUE_IN_BUNDLE},${SOCKETS_DIR}`,
-            `--allow-write=${QUEUE_IN_BUNDLE},${AUDIT_LOG_IN_BUNDLE},${SOCKETS_DIR}`,
+            `--allow-write=${QUEUE_IN_BUNDLE},${AUDIT_LOG_IN_BUNDLE},${SOCKETS_DIR}/supervise.sock`,
             `--allow-net=127.0.0.1:${m.ports.supervise},0.0.0.0:${m.ports.supervise},unix:${SOCKETS_DIR}/supervise.sock`,
             self.script,
             "supervise",

@@ -8,7 +8,7 @@
  */
 import { McpServer } from "@modelcontextprotocol/server";
 import { z } from "zod";
-import type { Outcome, Supervisor } from "./supervisor.ts";
+import { type Outcome, RequestRefused, type Supervisor } from "./supervisor.ts";
 import type { RequestKind, SuperviseRequest } from "./queue_files.ts";
 import { VERSION } from "../../version.ts";
 import { TOOLS } from "./tool_names.ts";
@@ -28,19 +28,24 @@ export function superviseServer(sup: Supervisor): McpServer {
     kind: RequestKind,
     body: SuperviseRequest["body"],
     ctx: Ctx,
-  ): Promise<Outcome> => {
+  ): Promise<Outcome | { kind: "refused"; why: string }> => {
     const token = ctx.mcpReq._meta?.progressToken;
-    return await sup.ask(kind, TOOLS[kind], body, ctx.mcpReq.signal, async (waited) => {
-      if (token === undefined) return;
-      await ctx.mcpReq.notify({
-        method: "notifications/progress",
-        params: {
-          progressToken: token,
-          progress: Math.round(waited / 1000),
-          message: "waiting for the human's answer",
-        },
+    try {
+      return await sup.ask(kind, TOOLS[kind], body, ctx.mcpReq.signal, async (waited) => {
+        if (token === undefined) return;
+        await ctx.mcpReq.notify({
+          method: "notifications/progress",
+          params: {
+            progressToken: token,
+            progress: Math.round(waited / 1000),
+            message: "waiting for the human's answer",
+          },
+        });
       });
-    });
+    } catch (err) {
+      if (err instanceof RequestRefused) return { kind: "refused", why: err.message };
+      throw err;
+    }
   };
 
   server.registerTool(TOOLS.approval, {
@@ -121,12 +126,16 @@ export function superviseServer(sup: Supervisor): McpServer {
   return server;
 }
 
-function noAnswerText(o: Exclude<Outcome, { kind: "answered" }>): string {
+type Unanswered = Exclude<Outcome, { kind: "answered" }> | { kind: "refused"; why: string };
+
+function noAnswerText(o: Unanswered): string {
   return o.kind === "timed-out"
     ? `No answer: the human did not answer within ${o.after}`
+    : o.kind === "refused"
+    ? `Not asked: ${o.why}`
     : "No answer: the request was abandoned";
 }
 
-function noAnswer(o: Exclude<Outcome, { kind: "answered" }>, then: string): ToolResult {
+function noAnswer(o: Unanswered, then: string): ToolResult {
   return { content: [{ type: "text", text: `${noAnswerText(o)}. ${then}` }] };
 }

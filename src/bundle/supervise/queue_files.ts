@@ -5,8 +5,11 @@
  * daemon, and at most one `<id>.answer.json`, written only by the human's
  * side. Each writer owns its files, every write is atomic (a temporary
  * file renamed, or linked into place so a second answer cannot replace the
- * first), and nothing is deleted while the bottle lives: answered requests
- * stay for the audit. The agent never sees this directory; it only has the
+ * first). The answer's slot is first-wins for the daemon too: a request
+ * that ends unanswered (timed out, abandoned) first links a marker there,
+ * so an answer typed a moment too late is refused, never reported as
+ * taken. Closed requests stay for review up to `KEPT_CLOSED` (the audit log
+ * has every one). The agent never sees this directory; it only has the
  * daemon's tools.
  */
 import { join } from "node:path";
@@ -67,11 +70,26 @@ export interface SuperviseAnswer {
   by: string;
 }
 
-export const ID_PATTERN = /^[0-9a-f]{8}$/;
+/** 64 random bits: an id is never reused, so an old answer can never match a new request. */
+export const ID_PATTERN = /^[0-9a-f]{16}$/;
+const REQUEST_FILE = /^([0-9a-f]{16})\.json$/;
+const QUEUE_FILE = /^[0-9a-f]{16}(\.answer)?\.json$/;
+
+/** Closed requests kept in the queue for `bottle supervise --all`; older ones are pruned. */
+export const KEPT_CLOSED = 200;
 
 export function newRequestId(): string {
-  return [...crypto.getRandomValues(new Uint8Array(4))]
+  return [...crypto.getRandomValues(new Uint8Array(8))]
     .map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * What the daemon links into a request's answer slot when the request
+ * ends without an answer: it takes the slot, so no answer can come after.
+ */
+export interface ClosedMarker {
+  id: string;
+  closed: "timed-out" | "abandoned";
 }
 
 export function requestFile(dir: string, id: string): string {
@@ -93,14 +111,31 @@ export async function writeRequest(dir: string, r: SuperviseRequest): Promise<vo
 }
 
 /**
- * The human's answer: written under a temporary name, then linked to its
- * final name, which fails if an answer is already there. Returns false
- * then (the first answer stands).
+ * A new request's first write: linked into place, so it fails rather than
+ * replace a file of that name (and whatever answer is beside it). False
+ * when the id is taken.
  */
-export async function writeAnswer(dir: string, a: SuperviseAnswer): Promise<boolean> {
-  const final = answerFile(dir, a.id);
-  const tmp = join(dir, `.${a.id}.answer.${crypto.randomUUID()}.tmp`);
-  await writePrivateFile(tmp, JSON.stringify(a, null, 2) + "\n");
+export function createRequest(dir: string, r: SuperviseRequest): Promise<boolean> {
+  return linkNew(dir, requestFile(dir, r.id), JSON.stringify(r, null, 2) + "\n");
+}
+
+/**
+ * The human's answer: written under a temporary name, then linked to its
+ * final name, which fails if an answer (or the daemon's closed marker) is
+ * already there. Returns false then (the first one stands).
+ */
+export function writeAnswer(dir: string, a: SuperviseAnswer): Promise<boolean> {
+  return linkNew(dir, answerFile(dir, a.id), JSON.stringify(a, null, 2) + "\n");
+}
+
+/** The daemon's claim of an unanswered request's answer slot; false when an answer came first. */
+export function writeClosedMarker(dir: string, m: ClosedMarker): Promise<boolean> {
+  return linkNew(dir, answerFile(dir, m.id), JSON.stringify(m) + "\n");
+}
+
+async function linkNew(dir: string, final: string, text: string): Promise<boolean> {
+  const tmp = join(dir, `.${crypto.randomUUID()}.tmp`);
+  await writePrivateFile(tmp, text);
   try {
     await Deno.link(tmp, final);
     return true;
@@ -112,12 +147,26 @@ export async function writeAnswer(dir: string, a: SuperviseAnswer): Promise<bool
   }
 }
 
+/**
+ * Removes the oldest closed requests (and their answers) beyond `keep`.
+ * Pending ones are never touched.
+ */
+export async function pruneClosed(dir: string, keep = KEPT_CLOSED): Promise<number> {
+  const closed = (await readQueueDir(dir)).filter((r) => r.state !== "pending");
+  const old = closed.slice(0, Math.max(0, closed.length - keep));
+  for (const r of old) {
+    await Deno.remove(answerFile(dir, r.id)).catch(() => {});
+    await Deno.remove(requestFile(dir, r.id)).catch(() => {});
+  }
+  return old.length;
+}
+
 /** Reads every request of a queue dir, with its answer where one was written. */
 export async function readQueueDir(dir: string): Promise<SuperviseRequest[]> {
   const files = new Map<string, string>();
   try {
     for await (const e of Deno.readDir(dir)) {
-      if (e.isFile && /^[0-9a-f]{8}(\.answer)?\.json$/.test(e.name)) {
+      if (e.isFile && QUEUE_FILE.test(e.name)) {
         files.set(e.name, await Deno.readTextFile(join(dir, e.name)).catch(() => ""));
       }
     }
@@ -137,13 +186,17 @@ export async function readQueueDir(dir: string): Promise<SuperviseRequest[]> {
 export function parseQueueFiles(files: Map<string, string>): SuperviseRequest[] {
   const out: SuperviseRequest[] = [];
   for (const [name, text] of files) {
-    const m = /^([0-9a-f]{8})\.json$/.exec(name);
+    const m = REQUEST_FILE.exec(name);
     if (!m) continue;
     const r = parseRequest(text);
     if (!r || r.id !== m[1]) continue;
-    if (!r.answer) {
-      const a = parseAnswer(files.get(`${r.id}.answer.json`) ?? "");
+    if (!r.answer && r.state === "pending") {
+      const slot = files.get(`${r.id}.answer.json`) ?? "";
+      const a = parseAnswer(slot);
+      const closed = parseClosedMarker(slot);
       if (a && a.id === r.id) r.answer = a;
+      // Ended a moment ago; the daemon is rewriting its file.
+      else if (closed && closed.id === r.id) r.state = closed.closed;
     }
     out.push(r);
   }
@@ -154,11 +207,41 @@ export function parseRequest(text: string): SuperviseRequest | undefined {
   try {
     const r = JSON.parse(text) as SuperviseRequest;
     const ok = r && r.v === 1 && typeof r.id === "string" && ID_PATTERN.test(r.id) &&
-      typeof r.bottle === "string" && ["approval", "question", "permission"].includes(r.kind) &&
+      typeof r.bottle === "string" && typeof r.tool === "string" &&
+      ["approval", "question", "permission"].includes(r.kind) &&
       typeof r.createdAt === "string" && typeof r.expiresAt === "string" &&
       ["pending", "answered", "timed-out", "abandoned"].includes(r.state) &&
-      typeof r.body === "object" && r.body !== null;
+      bodyFits(r.kind, r.body);
     return ok ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The body has the shape its kind says: what the CLI shows can be read without surprises. */
+function bodyFits(kind: RequestKind, body: unknown): boolean {
+  if (typeof body !== "object" || body === null) return false;
+  const b = body as Record<string, unknown>;
+  const optString = (k: string) => b[k] === undefined || typeof b[k] === "string";
+  switch (kind) {
+    case "approval":
+      return typeof b.action === "string" && optString("details") && optString("why");
+    case "question":
+      return typeof b.question === "string" &&
+        (b.choices === undefined ||
+          (Array.isArray(b.choices) && b.choices.every((c) => typeof c === "string")));
+    case "permission":
+      return typeof b.tool_name === "string" && typeof b.input === "object" &&
+        b.input !== null && !Array.isArray(b.input) && optString("tool_use_id");
+  }
+}
+
+export function parseClosedMarker(text: string): ClosedMarker | undefined {
+  try {
+    const m = JSON.parse(text) as ClosedMarker;
+    return m && typeof m.id === "string" && (m.closed === "timed-out" || m.closed === "abandoned")
+      ? m
+      : undefined;
   } catch {
     return undefined;
   }

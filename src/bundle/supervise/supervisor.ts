@@ -7,13 +7,16 @@
  */
 import {
   answerFile,
+  createRequest,
   newRequestId,
   parseAnswer,
   type PermissionBody,
+  pruneClosed,
   readQueueDir,
   type RequestKind,
   type SuperviseAnswer,
   type SuperviseRequest,
+  writeClosedMarker,
   writeRequest,
 } from "./queue_files.ts";
 import type { AuditLog } from "../audit_log.ts";
@@ -25,7 +28,17 @@ export type Outcome =
 
 const POLL_MS = 200;
 
+/** The most a request may hold (its JSON): more is no question a human reads. */
+export const MAX_BODY_BYTES = 128 * 1024;
+/** Requests one bottle may have waiting at once. */
+export const MAX_PENDING = 32;
+
+/** A request refused before it reaches the human; its message is for the agent. */
+export class RequestRefused extends Error {}
+
 export class Supervisor {
+  #pending = 0;
+
   constructor(
     readonly queueDir: string,
     readonly bottle: string,
@@ -38,6 +51,8 @@ export class Supervisor {
     let n = 0;
     for (const r of await readQueueDir(this.queueDir)) {
       if (r.state !== "pending") continue;
+      // Whoever asked is gone: an answer now or later reaches nobody.
+      await writeClosedMarker(this.queueDir, { id: r.id, closed: "abandoned" });
       await this.close(r, "abandoned", "the bundle restarted while it waited");
       n++;
     }
@@ -55,19 +70,49 @@ export class Supervisor {
     signal: AbortSignal,
     tick: (waitedMs: number) => Promise<void> | void = () => {},
   ): Promise<Outcome> {
+    const size = new TextEncoder().encode(JSON.stringify(body)).length;
+    if (size > MAX_BODY_BYTES) {
+      throw new RequestRefused(
+        `The request is too large to show a human (${size} bytes, at most ${MAX_BODY_BYTES}): say it in less`,
+      );
+    }
+    if (this.#pending >= MAX_PENDING) {
+      throw new RequestRefused(
+        `${MAX_PENDING} requests are already waiting for the human: wait for their answers first`,
+      );
+    }
+    this.#pending++;
+    try {
+      return await this.#ask(kind, tool, body, signal, tick);
+    } finally {
+      this.#pending--;
+    }
+  }
+
+  async #ask(
+    kind: RequestKind,
+    tool: string,
+    body: SuperviseRequest["body"],
+    signal: AbortSignal,
+    tick: (waitedMs: number) => Promise<void> | void,
+  ): Promise<Outcome> {
     const now = Date.now();
-    const r: SuperviseRequest = {
-      v: 1,
-      id: newRequestId(),
-      bottle: this.bottle,
-      kind,
-      tool,
-      createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + this.timeoutMs).toISOString(),
-      body,
-      state: "pending",
-    };
-    await writeRequest(this.queueDir, r);
+    let r: SuperviseRequest | undefined;
+    for (let attempt = 0; !r && attempt < 3; attempt++) {
+      const candidate: SuperviseRequest = {
+        v: 1,
+        id: newRequestId(),
+        bottle: this.bottle,
+        kind,
+        tool,
+        createdAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + this.timeoutMs).toISOString(),
+        body,
+        state: "pending",
+      };
+      if (await createRequest(this.queueDir, candidate)) r = candidate;
+    }
+    if (!r) throw new Error("Cannot make a new supervise request id");
     this.audit.writeEvent("supervise", {
       event: "request",
       id: r.id,
@@ -76,27 +121,53 @@ export class Supervisor {
       text: summary(r),
     });
     let lastTick = now;
-    while (true) {
-      const answer = await this.#readAnswer(r.id);
-      if (answer) {
-        await this.close(r, "answered", undefined, answer);
-        return { kind: "answered", answer };
+    try {
+      while (true) {
+        const answer = await this.#readAnswer(r.id);
+        if (answer) return await this.#answered(r, answer);
+        if (signal.aborted) {
+          return await this.#unanswered(r, "abandoned", "the agent stopped waiting") ??
+            { kind: "abandoned" };
+        }
+        if (Date.now() >= now + this.timeoutMs) {
+          const after = duration(this.timeoutMs);
+          return await this.#unanswered(r, "timed-out", `no answer within ${after}`) ??
+            { kind: "timed-out", after };
+        }
+        if (Date.now() - lastTick >= TICK_MS) {
+          lastTick = Date.now();
+          await Promise.resolve(tick(lastTick - now)).catch(() => {});
+        }
+        await sleep(POLL_MS, signal);
       }
-      if (signal.aborted) {
-        await this.close(r, "abandoned", "the agent stopped waiting");
-        return { kind: "abandoned" };
-      }
-      if (Date.now() >= now + this.timeoutMs) {
-        const after = duration(this.timeoutMs);
-        await this.close(r, "timed-out", `no answer within ${after}`);
-        return { kind: "timed-out", after };
-      }
-      if (Date.now() - lastTick >= TICK_MS) {
-        lastTick = Date.now();
-        await Promise.resolve(tick(lastTick - now)).catch(() => {});
-      }
-      await sleep(POLL_MS, signal);
+    } catch (err) {
+      // Whatever broke the wait, the request must not stay pending for nobody.
+      await this.#unanswered(r, "abandoned", `supervise failed: ${(err as Error).message}`)
+        .catch(() => {});
+      throw err;
     }
+  }
+
+  async #answered(r: SuperviseRequest, answer: SuperviseAnswer): Promise<Outcome> {
+    await this.close(r, "answered", undefined, answer);
+    return { kind: "answered", answer };
+  }
+
+  /**
+   * Ends `r` unanswered, once its answer slot is the daemon's: if an answer
+   * took the slot first, that answer stands and is returned instead.
+   */
+  async #unanswered(
+    r: SuperviseRequest,
+    state: "timed-out" | "abandoned",
+    reason: string,
+  ): Promise<Outcome | undefined> {
+    if (!(await writeClosedMarker(this.queueDir, { id: r.id, closed: state }))) {
+      const answer = await this.#readAnswer(r.id);
+      if (answer) return await this.#answered(r, answer);
+    }
+    await this.close(r, state, reason);
+    return undefined;
   }
 
   async close(
@@ -113,6 +184,7 @@ export class Supervisor {
       ...(answer ? { answer } : {}),
     };
     await writeRequest(this.queueDir, closed);
+    await pruneClosed(this.queueDir).catch(() => {});
     this.audit.writeEvent("supervise", {
       event: state,
       id: r.id,
