@@ -11,7 +11,12 @@
 import type { Plan } from "../plan/plan_types.ts";
 
 import type { BundleManifest } from "./init/bundle_manifest.ts";
-import { AUDIT_LOG_IN_BUNDLE, BUNDLE_CONFIG_DIR } from "./init/bundle_manifest.ts";
+import {
+  AUDIT_LOG_IN_BUNDLE,
+  BUNDLE_CONFIG_DIR,
+  PIPELOCK_ROUTES_CONFIG,
+} from "./init/bundle_manifest.ts";
+import { parseRouteHost } from "./egress/routes.ts";
 import type { EgressConfig } from "./egress/config.ts";
 import { pipelockConfig } from "./pipelock/pipelock_config.ts";
 import type { GateConfig, GateUpstream, HostUpstream } from "./git_gate/gate_config.ts";
@@ -83,6 +88,9 @@ export async function makeBundleFiles(
     bottle: plan.bottle.name,
     listen: plan.bundle.listen,
     upstreamProxy: `http://127.0.0.1:${plan.bundle.ports.pipelock}`,
+    ...(plan.bundle.ports.pipelockRoutes
+      ? { routesProxy: `http://127.0.0.1:${plan.bundle.ports.pipelockRoutes}` }
+      : {}),
     auditLog: AUDIT_LOG_IN_BUNDLE,
     caCertFile: inBundle("egress-ca.pem"),
     caKeyFile: inBundle("egress-ca-key.pem"),
@@ -97,6 +105,10 @@ export async function makeBundleFiles(
   };
   files.set("egress.json", JSON.stringify(egress, null, 2) + "\n");
 
+  // Every host but the routes: every header scanned, the agent's own
+  // Authorization included. pipelock's header exemptions hold for every
+  // destination, so the routes' one pipelock has them, and only routed
+  // connections (whose credential headers egress itself sets) go there.
   files.set(
     "pipelock.yaml",
     pipelockConfig({
@@ -106,9 +118,21 @@ export async function makeBundleFiles(
       listen: `127.0.0.1:${plan.bundle.ports.pipelock}`,
       caCertPath: inBundle("pipelock-ca.pem"),
       caKeyPath: inBundle("pipelock-ca-key.pem"),
-      injectedHeaders: [...new Set(plan.bundle.routes.map((r) => r.header))],
+      injectedHeaders: [],
     }),
   );
+  if (plan.bundle.ports.pipelockRoutes) {
+    files.set(
+      PIPELOCK_ROUTES_CONFIG,
+      pipelockConfig({
+        allowlist: [...new Set(plan.bundle.routes.map((r) => parseRouteHost(r.host).name))],
+        listen: `127.0.0.1:${plan.bundle.ports.pipelockRoutes}`,
+        caCertPath: inBundle("pipelock-ca.pem"),
+        caKeyPath: inBundle("pipelock-ca-key.pem"),
+        injectedHeaders: [...new Set(plan.bundle.routes.map((r) => r.header))],
+      }),
+    );
+  }
 
   const gate = plan.bundle.gitGate;
   if (gate) {

@@ -29,9 +29,11 @@ import {
 import { anthropicPlan, placeholderFor } from "./anthropic.ts";
 import {
   BUNDLE_CONFIG_DIR,
+  BUNDLE_PORTS,
   BUNDLE_UID,
   EGRESS_SECRET_PREFIX,
   GATE_CONFIG_FILE,
+  PIPELOCK_ROUTES_CONFIG,
   ROUTE_SECRET_PREFIX,
   SOCKETS_DIR,
 } from "../bundle/init/bundle_manifest.ts";
@@ -73,7 +75,7 @@ export interface HostFacts {
   gitIdentity?: { name?: string; email?: string };
 }
 
-export const PORTS = { egress: 3128, pipelock: 8888, health: 9099, gitGate: 8080, supervise: 8090 };
+export const PORTS = BUNDLE_PORTS;
 const AGENT_USER = "agent";
 const WORKSPACE = "/workspace";
 /** Where the bundle sees the host repository's git dir. */
@@ -160,7 +162,14 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     routes.length,
   );
   const upstreams: GateUpstreamPlan[] = [...(ws.gate ? [ws.gate] : []), ...declared];
-  const daemons: Daemon[] = ["egress", "pipelock"];
+  // Credential routes get a pipelock of their own, which alone exempts the
+  // headers egress injects: the agent's own Authorization to any other host
+  // is scanned (pipelock's header exemptions hold for every destination).
+  const daemons: Daemon[] = [
+    "egress",
+    "pipelock",
+    ...(routes.length > 0 ? ["pipelock-routes" as const] : []),
+  ];
   if (upstreams.length > 0) daemons.push("git-gate");
   if (def.supervise) daemons.push("supervise");
   const supervise = def.supervise ? supervisePlan(def.supervise, facts, vmAgent, name) : undefined;
@@ -301,6 +310,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       dir: BUNDLE_CONFIG_DIR,
       files: [
         ...BUNDLE_CONFIG_FILES,
+        ...(routes.length > 0 ? [PIPELOCK_ROUTES_CONFIG] : []),
         ...(facts.upstreamCaFiles ?? []).map((_, i) => `upstream-ca-${i}.pem`),
         ...(upstreams.length > 0 ? [GATE_CONFIG_FILE] : []),
         ...(supervise ? [SUPERVISE_CONFIG_FILE] : []),
@@ -409,6 +419,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       ports: {
         egress: PORTS.egress,
         pipelock: PORTS.pipelock,
+        ...(routes.length > 0 ? { pipelockRoutes: PORTS.pipelockRoutes } : {}),
         health: PORTS.health,
         ...(daemons.includes("git-gate") ? { gitGate: PORTS.gitGate } : {}),
         ...(daemons.includes("supervise") ? { supervise: PORTS.supervise } : {}),

@@ -23,7 +23,7 @@ export const PLAN_SCHEMA = "bottle.plan/v2";
 export const BUNDLE_ADDRESS = "{bundle.address}";
 
 export type Backend = "docker" | "smolmachines";
-export type Daemon = "egress" | "pipelock" | "git-gate" | "supervise";
+export type Daemon = "egress" | "pipelock" | "pipelock-routes" | "git-gate" | "supervise";
 
 /** A secret as the plan shows it: where it comes from, never what it is. */
 export type SecretRef = SecretSource;

@@ -144,6 +144,25 @@ Deno.test("docker: the upstream gets the real credential, the bottle only a plac
       },
     );
 
+    await t.step(
+      "the route has a pipelock of its own, the one that exempts its header",
+      async () => {
+        const procs = await run([
+          "docker",
+          "exec",
+          "bottle-cred-c1-bundle",
+          "sh",
+          "-c",
+          "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done",
+        ]);
+        const pipelocks = procs.stdout.split("\n").filter((l) => l.includes(" run --config "));
+        assert.deepEqual(pipelocks.map((l) => /--config (\S+)/.exec(l)![1]).sort(), [
+          "/etc/bottle/pipelock-routes.yaml",
+          "/etc/bottle/pipelock.yaml",
+        ]);
+      },
+    );
+
     await t.step("only routed hosts are intercepted by egress", async () => {
       const routed = await inContainer(
         agent,

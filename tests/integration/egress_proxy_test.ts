@@ -24,7 +24,10 @@ interface Stack extends AsyncDisposable {
   proxyUrl: string;
   egressCaFile: string;
   auditFile: string;
+  /** The pipelock for every host but the routes. */
   standin: Daemon;
+  /** The routes' own pipelock. */
+  routesStandin: Daemon;
   egress: Daemon;
 }
 
@@ -54,16 +57,31 @@ async function startStack(options: { trustUpstream?: boolean } = {}): Promise<St
         "",
       ].join("\n"),
     );
-    const standin = await startPipelockStandin(pipelockConfig, [
+    const names = [
       "api.test.local",
       "open.test.local",
       "blocked.test.local",
       "plain.test.local",
       "refused.test.local",
-    ]);
+    ];
+    // Two pipelocks, as in a bundle with routes: one for the routes, one for everything else.
+    const standin = await startPipelockStandin(pipelockConfig, names);
     cleanups.push(async () => {
       standin.proc.kill("SIGKILL");
       await standin.proc.status;
+    });
+    const routesConfig = `${dir}/pipelock-routes.yaml`;
+    await Deno.writeTextFile(
+      routesConfig,
+      (await Deno.readTextFile(pipelockConfig)).replace(
+        /api_allowlist:\n( {2}- .*\n)+/,
+        "api_allowlist:\n  - api.test.local\n",
+      ),
+    );
+    const routesStandin = await startPipelockStandin(routesConfig, names);
+    cleanups.push(async () => {
+      routesStandin.proc.kill("SIGKILL");
+      await routesStandin.proc.status;
     });
     const ca = await mintCa({ commonName: "bottle egress test CA" });
     const egressCaFile = `${dir}/egress-ca.pem`;
@@ -78,6 +96,7 @@ async function startStack(options: { trustUpstream?: boolean } = {}): Promise<St
       bottle: "it-bottle",
       listen: { host: "127.0.0.1", port: egressPort },
       upstreamProxy: `http://127.0.0.1:${standin.port}`,
+      routesProxy: `http://127.0.0.1:${routesStandin.port}`,
       auditLog: auditFile,
       caCertFile: egressCaFile,
       caKeyFile: `${dir}/egress-ca-key.pem`,
@@ -105,7 +124,7 @@ async function startStack(options: { trustUpstream?: boolean } = {}): Promise<St
           auditLog: auditFile,
           socketsDir: dir,
           listenPort: egressPort,
-          upstream: `127.0.0.1:${standin.port}`,
+          upstreams: [`127.0.0.1:${standin.port}`, `127.0.0.1:${routesStandin.port}`],
           readDirs: [dir, upstream.caFile],
         }),
         `${ROOT}src/bundle/egress/main.ts`,
@@ -127,6 +146,7 @@ async function startStack(options: { trustUpstream?: boolean } = {}): Promise<St
       egressCaFile,
       auditFile,
       standin,
+      routesStandin,
       egress,
       [Symbol.asyncDispose]: cleanup,
     };
@@ -174,6 +194,28 @@ Deno.test("egress injects the route credential and drops the placeholder the age
   const seen = JSON.parse(out.stdout);
   assert.equal(seen["x-api-key"], SECRET);
   assert.equal(seen["authorization"], undefined);
+});
+
+Deno.test("routed connections go to the routes' pipelock, every other to the one that scans all headers", async () => {
+  await using s = await startStack();
+  await run(curlArgs(s, `https://api.test.local:${s.upstream.port}/headers`));
+  await run([
+    "curl",
+    "-sS",
+    "--max-time",
+    "20",
+    "--proxy",
+    s.proxyUrl,
+    "--cacert",
+    s.upstream.caFile,
+    `https://open.test.local:${s.upstream.port}/headers`,
+  ]);
+  const routed = `CONNECT api.test.local:${s.upstream.port}`;
+  const open = `CONNECT open.test.local:${s.upstream.port}`;
+  assert.match(s.routesStandin.stderr(), new RegExp(`allow ${routed}`));
+  assert.doesNotMatch(s.routesStandin.stderr(), new RegExp(open));
+  assert.match(s.standin.stderr(), new RegExp(`allow ${open}`));
+  assert.doesNotMatch(s.standin.stderr(), new RegExp(routed));
 });
 
 Deno.test("a non-routed allowlisted host is tunneled untouched with the upstream's own certificate", async () => {
@@ -452,7 +494,7 @@ Deno.test("several requests on one routed connection each get the credential", a
   for (const b of bodies) assert.equal(b["x-api-key"], SECRET);
   await until(async () => (await auditLines(s)).length >= 3, "three audit lines");
   assert.equal(s.upstream.requests.length, 3);
-  const tunnels = s.standin.stderr().match(/allow CONNECT api\.test\.local/g) ?? [];
+  const tunnels = s.routesStandin.stderr().match(/allow CONNECT api\.test\.local/g) ?? [];
   assert.equal(tunnels.length, 1, "one upstream tunnel should carry all three requests");
 });
 
@@ -754,7 +796,10 @@ Deno.test("without the proxy credential egress answers 407: nothing dialled, no 
   // Positive control: the agent's own URL reaches the route, credential injected.
   const ok = await run(curlArgs(s, routed));
   assert.equal(JSON.parse(ok.stdout)["x-api-key"], SECRET);
-  const before = { origin: s.upstream.requests.length, standin: s.standin.stderr() };
+  const before = {
+    origin: s.upstream.requests.length,
+    standin: s.standin.stderr() + s.routesStandin.stderr(),
+  };
   for (const proxy of [bare, wrong]) {
     for (const url of [routed, `http://plain.test.local:${s.upstream.port}/headers`]) {
       const out = await run(
@@ -796,7 +841,11 @@ Deno.test("without the proxy credential egress answers 407: nothing dialled, no 
   assert.ok(!raw.includes(SECRET));
   // Nothing reached pipelock or the origin.
   assert.equal(s.upstream.requests.length, before.origin);
-  assert.equal(s.standin.stderr(), before.standin, "the stand-in saw a connection");
+  assert.equal(
+    s.standin.stderr() + s.routesStandin.stderr(),
+    before.standin,
+    "the stand-in saw a connection",
+  );
   await until(
     async () => (await auditLines(s)).filter((l) => l.status === 407).length === 5,
     "five 407 audit lines",

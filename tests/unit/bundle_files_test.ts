@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { parse } from "yaml";
+
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeBundleFiles } from "../../src/bundle/bundle_files.ts";
@@ -8,6 +10,13 @@ import { EgressConfigSchema } from "../../src/bundle/egress/config.ts";
 import { parseBundleManifest } from "../../src/bundle/init/bundle_manifest.ts";
 import { daemonSpecs, secretsFor } from "../../src/bundle/init/daemons.ts";
 import { run } from "../../src/proc/runner.ts";
+
+interface PipelockYaml {
+  api_allowlist: string[];
+  fetch_proxy: { listen: string };
+  request_body_scanning: { ignore_headers: string[] };
+  tls_interception: unknown;
+}
 
 const STANDIN = fileURLToPath(new URL("../fakes/pipelock_standin.ts", import.meta.url));
 
@@ -60,8 +69,20 @@ Deno.test("bundle files: exactly the planned files, valid, and no secret value i
     port: 3128,
     socket: "/run/bottle/sockets/egress.sock",
   });
+  assert.equal(egress.routesProxy, "http://127.0.0.1:8889");
   const manifest = parseBundleManifest(JSON.parse(files.get("bundle.json")!));
-  assert.deepEqual(manifest.daemons, ["egress", "pipelock"]);
+  assert.deepEqual(manifest.daemons, ["egress", "pipelock", "pipelock-routes"]);
+  // The header exemption is the routes' pipelock's alone, and it reaches the routed hosts alone.
+  const main = parse(files.get("pipelock.yaml")!) as PipelockYaml;
+  const routes = parse(files.get("pipelock-routes.yaml")!) as PipelockYaml;
+  assert.ok(!main.request_body_scanning.ignore_headers.includes("X-Api-Key"));
+  assert.ok(!main.request_body_scanning.ignore_headers.includes("Authorization"));
+  assert.ok(routes.request_body_scanning.ignore_headers.includes("X-Api-Key"));
+  assert.deepEqual(routes.api_allowlist, ["api.anthropic.com"]);
+  assert.ok(main.api_allowlist.includes("api.anthropic.com"));
+  assert.equal(routes.fetch_proxy.listen, "127.0.0.1:8889");
+  // Both pipelocks intercept with the one CA the agent and egress trust.
+  assert.deepEqual(routes.tls_interception, main.tls_interception);
   assert.equal((agentTrustPem.match(/BEGIN CERTIFICATE/g) ?? []).length, 2);
   assert.match(files.get("pipelock-ca-key.pem")!, /BEGIN EC PRIVATE KEY/);
   // The agent trusts the two certificates whose keys the bundle holds.
@@ -87,19 +108,21 @@ Deno.test("bundle files: extra upstream CAs are copied in and trusted by egress"
   }
 });
 
-Deno.test("bundle files: the pipelock config passes the stand-in's strict key check", async () => {
+Deno.test("bundle files: both pipelock configs pass the stand-in's strict key check", async () => {
   const root = await Deno.makeTempDir();
   try {
     const { files } = await makeBundleFiles(planIn(root));
     // The config names in-bundle paths; write the files here and point a copy at them.
     for (const [name, text] of files) await Deno.writeTextFile(join(root, name), text);
-    const yaml = files.get("pipelock.yaml")!.replaceAll("/etc/bottle/", `${root}/`);
-    const copy = join(root, "pipelock-check.yaml");
-    await Deno.writeTextFile(copy, yaml);
-    const r = await run([Deno.execPath(), "run", "-A", STANDIN, "check", "--config", copy], {
-      check: false,
-    });
-    assert.equal(r.code, 0, r.stderr + r.stdout);
+    for (const name of ["pipelock.yaml", "pipelock-routes.yaml"]) {
+      const yaml = files.get(name)!.replaceAll("/etc/bottle/", `${root}/`);
+      const copy = join(root, `check-${name}`);
+      await Deno.writeTextFile(copy, yaml);
+      const r = await run([Deno.execPath(), "run", "-A", STANDIN, "check", "--config", copy], {
+        check: false,
+      });
+      assert.equal(r.code, 0, `${name}: ${r.stderr}${r.stdout}`);
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -159,4 +182,20 @@ Deno.test("bundle daemons: egress gets the route secrets and its token; the gate
     BOTTLE_EGRESS_PROXY_TOKEN: "value-of-BOTTLE_EGRESS_PROXY_TOKEN",
   });
   assert.deepEqual(got("git-gate"), { BOTTLE_GIT_IDENTITY_1: "value-of-BOTTLE_GIT_IDENTITY_1" });
+});
+
+Deno.test("bundle init: egress started before the manifest arrives is the one the manifest asks for", async () => {
+  const { earlyEgress } = await import("../../src/bundle/init/init.ts");
+  const self = { deno: "deno", script: "main.js" };
+  for (const plan of [planIn("/state")]) {
+    const spec = daemonSpecs(
+      parseBundleManifest({
+        bottle: plan.bottle.name,
+        daemons: plan.bundle.daemons,
+        ports: plan.bundle.ports,
+      }),
+      self,
+    ).find((s) => s.name === "egress")!;
+    assert.deepEqual(spec.argv, earlyEgress(self));
+  }
 });

@@ -221,7 +221,13 @@ Deno.test("plan: the agent has no network and reaches the bundle only by its soc
   assert.deepEqual(p.bundle.container.capDrop, ["ALL"]);
   // It writes pushes into the host repository: as the repository's user.
   assert.equal(p.bundle.container.user, "1000:1001");
-  assert.deepEqual(p.bundle.daemons, ["egress", "pipelock", "git-gate", "supervise"]);
+  assert.deepEqual(p.bundle.daemons, [
+    "egress",
+    "pipelock",
+    "pipelock-routes",
+    "git-gate",
+    "supervise",
+  ]);
   for (const o of [agent.labels, p.bundle.container.labels, p.networks[0]!.labels]) {
     assert.equal(o["bottle.id"], p.bottle.name);
   }

@@ -51,6 +51,12 @@ export const EgressConfigSchema = z.strictObject({
   listen: ListenSchema,
   /** pipelock's listen URL; every outgoing connection is a CONNECT through it. */
   upstreamProxy: ProxyUrl,
+  /**
+   * The routes' own pipelock, which alone exempts the injected headers from
+   * its header scan: routed connections go there, everything else to
+   * `upstreamProxy`. Absent: routed ones go to `upstreamProxy` too.
+   */
+  routesProxy: ProxyUrl.optional(),
   auditLog: z.string().min(1),
   /** The egress CA (PEM) that signs the leaves the agent sees on routed hosts. */
   caCertFile: z.string().min(1),

@@ -18,6 +18,8 @@ export interface LeafSource {
 
 export interface EgressContext {
   proxy: ProxyEndpoint;
+  /** Where routed connections go (the routes' pipelock); `proxy` when there is none. */
+  routesProxy: ProxyEndpoint;
   routes: ResolvedRoute[];
   leaves: LeafSource;
   /** PEM roots for TLS egress originates: system bundle plus `upstreamCaFiles`. */

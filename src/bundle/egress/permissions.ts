@@ -10,9 +10,9 @@ export interface EgressGrants {
   auditLog: string;
   /** Where egress makes its agent-facing socket. */
   socketsDir: string;
-  /** Ports it listens on (any address) and the pipelock address it dials. */
+  /** Ports it listens on (any address) and the pipelock addresses it dials. */
   listenPort: number;
-  upstream: string;
+  upstreams: string[];
   /** Config and CA dirs it reads, besides the system trust. */
   readDirs: string[];
 }
@@ -22,7 +22,9 @@ const SYSTEM_TRUST = ["/etc/ssl", "/etc/pki", "/usr/share/ca-certificates"];
 export function egressPermissions(g: EgressGrants): string[] {
   return [
     "--no-prompt",
-    `--allow-net=0.0.0.0:${g.listenPort},127.0.0.1:${g.listenPort},${g.upstream},unix:${g.socketsDir}/egress.sock`,
+    `--allow-net=0.0.0.0:${g.listenPort},127.0.0.1:${g.listenPort},${
+      g.upstreams.join(",")
+    },unix:${g.socketsDir}/egress.sock`,
     `--allow-read=${[...g.readDirs, ...SYSTEM_TRUST, g.socketsDir].join(",")}`,
     `--allow-write=${g.auditLog},${g.socketsDir}`,
   ];

@@ -57,7 +57,8 @@ export async function serveRouted(
       decision,
       reason,
     });
-  const connect = () => openTlsTunnel(ctx.proxy, target.host, target.port, ctx.upstreamCaCerts);
+  const connect = () =>
+    openTlsTunnel(ctx.routesProxy, target.host, target.port, ctx.upstreamCaCerts);
 
   let upstream: BufferedWire;
   try {

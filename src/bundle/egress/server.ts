@@ -82,6 +82,7 @@ export async function startEgress(
   const audit = await AuditLog.open(config.auditLog, config.bottle);
   const ctx: EgressContext = {
     proxy: parseProxyUrl(config.upstreamProxy),
+    routesProxy: parseProxyUrl(config.routesProxy ?? config.upstreamProxy),
     routes,
     leaves,
     answeredHealth: () => leaves.start(),

@@ -9,6 +9,8 @@ export const BUNDLE_CONFIG_DIR = "/etc/bottle";
 export const BUNDLE_MANIFEST = `${BUNDLE_CONFIG_DIR}/bundle.json`;
 /** The git gate's config in the config dir (made at launch: it holds the starting commit). */
 export const GATE_CONFIG_FILE = "git-gate.json";
+/** The config of the credential routes' own pipelock (`pipelock-routes`). */
+export const PIPELOCK_ROUTES_CONFIG = "pipelock-routes.yaml";
 /** The audit log inside the bundle; read back through the engine (`bottle logs`). */
 export const BUNDLE_LOG_DIR = "/var/log/bottle";
 export const AUDIT_LOG = "audit.jsonl";
@@ -29,15 +31,39 @@ export const FORWARDER_IN_BUNDLE_IMAGE = "/opt/bottle/bottle-forward";
 /** Printed once every selected daemon answers its health check. */
 export const READY_LINE = "bottle-bundle: ready";
 
-const DAEMONS = ["egress", "pipelock", "git-gate", "supervise"] as const;
-const PORT_KEYS = ["egress", "pipelock", "health", "gitGate", "supervise"] as const;
+const DAEMONS = ["egress", "pipelock", "pipelock-routes", "git-gate", "supervise"] as const;
+const PORT_KEYS = [
+  "egress",
+  "pipelock",
+  "pipelockRoutes",
+  "health",
+  "gitGate",
+  "supervise",
+] as const;
+
+/**
+ * The ports every bundle uses. Fixed, so a daemon's argv (its permissions
+ * name its ports) is known before the manifest arrives: init starts egress
+ * that early.
+ */
+export const BUNDLE_PORTS = {
+  egress: 3128,
+  pipelock: 8888,
+  pipelockRoutes: 8889,
+  health: 9099,
+  gitGate: 8080,
+  supervise: 8090,
+} as const;
 
 export interface BundleManifest {
   bottle: string;
   daemons: (typeof DAEMONS)[number][];
   ports: {
     egress: number;
+    /** pipelock for every host but the credential routes: it scans every header. */
     pipelock: number;
+    /** pipelock for the credential routes alone (with `pipelock-routes`): the injected headers exempt. */
+    pipelockRoutes?: number;
     health: number;
     gitGate?: number;
     supervise?: number;

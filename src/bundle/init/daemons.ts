@@ -8,8 +8,10 @@ import { BUNDLE_CONFIG_DIR, type BundleManifest } from "./bundle_manifest.ts";
 import { egressPermissions } from "../egress/permissions.ts";
 import {
   AUDIT_LOG_IN_BUNDLE,
+  BUNDLE_PORTS,
   EGRESS_SECRET_PREFIX,
   GATE_CONFIG_FILE,
+  PIPELOCK_ROUTES_CONFIG,
   ROUTE_SECRET_PREFIX,
   SOCKETS_DIR,
 } from "./bundle_manifest.ts";
@@ -42,6 +44,25 @@ export interface DaemonSpec {
 
 export const PIPELOCK_BIN = "/usr/local/bin/pipelock";
 
+function pipelockSpec(name: string, config: string, port: number): DaemonSpec {
+  return {
+    name,
+    argv: [
+      PIPELOCK_BIN,
+      "run",
+      "--config",
+      `${BUNDLE_CONFIG_DIR}/${config}`,
+      "--listen",
+      `127.0.0.1:${port}`,
+    ],
+    health: `http://127.0.0.1:${port}/health`,
+  };
+}
+
+function routesPort(m: BundleManifest): number {
+  return m.ports.pipelockRoutes ?? BUNDLE_PORTS.pipelockRoutes;
+}
+
 /** The secrets a daemon gets on its stdin, as JSON. */
 export function secretsFor(spec: DaemonSpec, secrets: Record<string, string>): Uint8Array {
   const prefixes = spec.secretPrefixes;
@@ -61,18 +82,9 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
   return m.daemons.map((name): DaemonSpec => {
     switch (name) {
       case "pipelock":
-        return {
-          name,
-          argv: [
-            PIPELOCK_BIN,
-            "run",
-            "--config",
-            `${BUNDLE_CONFIG_DIR}/pipelock.yaml`,
-            "--listen",
-            `127.0.0.1:${m.ports.pipelock}`,
-          ],
-          health: `http://127.0.0.1:${m.ports.pipelock}/health`,
-        };
+        return pipelockSpec(name, "pipelock.yaml", m.ports.pipelock);
+      case "pipelock-routes":
+        return pipelockSpec(name, PIPELOCK_ROUTES_CONFIG, routesPort(m));
       case "egress":
         return {
           name,
@@ -88,7 +100,8 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
               auditLog: AUDIT_LOG_IN_BUNDLE,
               socketsDir: SOCKETS_DIR,
               listenPort: m.ports.egress,
-              upstream: `127.0.0.1:${m.ports.pipelock}`,
+              // Both pipelocks (the routes' one exists where there are routes).
+              upstreams: [`127.0.0.1:${m.ports.pipelock}`, `127.0.0.1:${routesPort(m)}`],
               readDirs: [BUNDLE_CONFIG_DIR],
             }),
             self.script,

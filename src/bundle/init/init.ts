@@ -9,6 +9,7 @@
 import {
   BUNDLE_CONFIG_DIR,
   BUNDLE_MANIFEST,
+  BUNDLE_PORTS,
   type BundleManifest,
   parseBundleManifest,
   READY_LINE,
@@ -179,14 +180,13 @@ function log(msg: string): void {
   console.error(`bottle-bundle: ${msg}`);
 }
 
-/** egress's argv, as daemonSpecs gives it (it does not depend on the manifest's content). */
-function earlyEgress(self: SelfCommand): string[] {
-  return daemonSpecs({
-    bottle: "",
-    daemons: ["egress"],
-    ports: { egress: 1, pipelock: 1, health: 1 },
-  }, self)[0]!
-    .argv;
+/**
+ * egress's argv, as daemonSpecs gives it for a bundle on the usual ports
+ * (every bottle's): started before the manifest arrives, and used if the
+ * manifest's spec is the same.
+ */
+export function earlyEgress(self: SelfCommand): string[] {
+  return daemonSpecs({ bottle: "", daemons: ["egress"], ports: BUNDLE_PORTS }, self)[0]!.argv;
 }
 
 /** A daemon started before its secrets exist: they go on its stdin once known. */

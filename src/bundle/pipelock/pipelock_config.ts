@@ -14,12 +14,13 @@
 import { stringify } from "yaml";
 
 /**
- * The pipelock documentation this generator was checked against. Pipelock
- * 3.3.0 (the bundle's pinned image digest) predates this commit; every key
- * emitted here is older than both.
+ * The pipelock documentation this generator was checked against: the
+ * newest configuration reference found (3.4.0-era text; the v3.5.0 tag's
+ * own copy could not be told apart). Every key emitted here is documented
+ * there and in the earlier reference (`005f908`), with the same defaults.
  */
 export const PIPELOCK_DOC_REF =
-  "luckyPipewrench/pipelock@005f90807bb32fccc9db0814a2d7160506852a3e:docs/configuration.md";
+  "luckyPipewrench/pipelock@936c0f5e308e06bfa46e07ab3c42d6057f78c5b5:docs/configuration.md";
 
 export interface PipelockConfigInput {
   /** Hosts the bottle may reach: exact names and `*.suffix` wildcards. */
@@ -154,10 +155,13 @@ export function pipelockConfig(input: PipelockConfigInput): string {
       passthrough_domains: [],
     },
     /**
-     * Request body and header DLP, blocking. Header scanning ignores the
-     * destination, so the credentials egress injects on its routes would
-     * trip it: those header names join pipelock's default ignore list, and
-     * every other header is scanned (`all`, not just a sensitive list).
+     * Request body and header DLP, blocking, every header scanned (`all`,
+     * not just a sensitive list). Header scanning ignores the destination,
+     * so the credentials egress injects would trip it: their header names
+     * join pipelock's default ignore list in the routes' pipelock alone
+     * (`injectedHeaders`), which only routed connections reach. pipelock's
+     * `suppress` cannot stand in: it matches a finding's pattern and URL,
+     * header and body alike, and not at all in older releases.
      */
     request_body_scanning: {
       enabled: true,
