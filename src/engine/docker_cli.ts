@@ -1,9 +1,9 @@
 /**
  * The Docker engine, through its CLI: one method per call bottle makes.
  * Both runtimes and the bundle run on it. Everything goes through the
- * runner, so failures carry argv and docker's own words. Secrets are passed
- * as bare `-e NAME` with the value in the docker client's environment: they
- * never appear on any argv.
+ * runner, so failures carry argv and docker's own words. A container's
+ * secret env goes in a private `--env-file` the client reads and bottle
+ * removes at once: it never appears on any argv.
  *
  * The engine may be another machine (`DOCKER_HOST=ssh://…`, a context):
  * nothing here assumes it shares this host's filesystem. Files go in and
@@ -119,9 +119,8 @@ export class DockerCli {
 
   /** `docker run -d`: created and started in one call. */
   async runDetached(spec: ContainerSpec): Promise<void> {
-    const secretEnv = spec.secretEnv ?? {};
-    for (const v of Object.values(secretEnv)) registerSecret(v);
-    await this.run(["run", "--detach", ...containerArgs(spec)], { env: secretEnv });
+    await using envFile = await secretEnvFile(spec.secretEnv ?? {});
+    await this.run(["run", "--detach", ...envFile.args, ...containerArgs(spec)]);
   }
 
   async start(container: string): Promise<void> {
@@ -135,12 +134,11 @@ export class DockerCli {
    * signal it would pass on), and the container keeps running.
    */
   runAttached(spec: ContainerSpec, input: Uint8Array | ReadableStream<Uint8Array>): Spawned {
-    const secretEnv = spec.secretEnv ?? {};
-    for (const v of Object.values(secretEnv)) registerSecret(v);
-    return this.spawn(["run", "--sig-proxy=false", ...containerArgs(spec)], {
-      stdin: input,
-      env: secretEnv,
-    });
+    if (Object.keys(spec.secretEnv ?? {}).length > 0) {
+      // Its secrets go on its stdin (the bundle's start input), never in its config.
+      throw new Error(`An attached container takes no secret env ("${spec.name}")`);
+    }
+    return this.spawn(["run", "--sig-proxy=false", ...containerArgs(spec)], { stdin: input });
   }
 
   /** Extracts a tar archive into `dir` of a container (created or running); owners and modes are the archive's. */
@@ -298,11 +296,42 @@ function filterArgs(labelFilters: string[]): string[] {
   return labelFilters.flatMap((f) => ["--filter", `label=${f}`]);
 }
 
-/** The argv after `docker create` for a spec. Exported for tests. */
+/**
+ * A container's secret env as an `--env-file` the CLI reads as it starts:
+ * private (0600 in a 0700 dir) and removed once the call returns. Not bare
+ * `-e NAME` with the value in the CLI's env: the CLI reads some of those
+ * names itself (HTTPS_PROXY would send its own calls to a remote engine
+ * through the agent's proxy), and they would replace the user's own.
+ */
+async function secretEnvFile(
+  env: Record<string, string>,
+): Promise<{ args: string[] } & AsyncDisposable> {
+  const entries = Object.entries(env);
+  if (entries.length === 0) return { args: [], [Symbol.asyncDispose]: async () => {} };
+  for (const [k, v] of entries) {
+    registerSecret(v);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || /[\r\n\0]/.test(v)) {
+      throw new Error(`Secret env "${k}" cannot go in an env file`);
+    }
+  }
+  const dir = await Deno.makeTempDir({ prefix: "bottle-env-" });
+  await Deno.chmod(dir, 0o700);
+  const path = `${dir}/env`;
+  // In a dir only this user can enter, created 0600 (the umask only narrows it).
+  await Deno.writeTextFile(path, entries.map(([k, v]) => `${k}=${v}\n`).join(""), {
+    mode: 0o600,
+    createNew: true,
+  });
+  return {
+    args: ["--env-file", path],
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
+  };
+}
+
+/** The argv after `docker create` for a spec (secret env comes as an env file). Exported for tests. */
 export function containerArgs(spec: ContainerSpec): string[] {
   const a = ["--name", spec.name, "--network", spec.network, ...labelArgs(spec.labels)];
   for (const [k, v] of Object.entries(spec.env ?? {})) a.push("-e", `${k}=${v}`);
-  for (const k of Object.keys(spec.secretEnv ?? {})) a.push("-e", k);
   for (const v of spec.volumes ?? []) {
     // volume-nocopy: the volume's owner and contents are the plan's, never the image's.
     a.push(

@@ -334,7 +334,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     user: AGENT_USER,
     workdir: WORKSPACE,
     env: sortKeys(env),
-    // The proxy URLs hold the proxy credential: given as bare -e NAME.
+    // The proxy URLs hold the proxy credential: given in an env file, never on argv.
     secretEnv: proxy.env,
     volumes: [{ volume: sockets, target: SOCKETS_DIR, readonly: true }],
     mounts: [

@@ -352,7 +352,7 @@ export interface Plan {
     /**
      * The proxy variables, set in every agent process besides `env`: each
      * holds `url` with `user` and the bottle's proxy credential in it. Their
-     * values are made at launch and are on no argv (docker: bare `-e NAME`;
+     * values are made at launch and are on no argv (docker: an `--env-file`;
      * smolmachines: a guest file every agent command reads).
      */
     proxy: AgentProxyPlan;

@@ -26,6 +26,8 @@ export interface RemoteEngine extends AsyncDisposable {
   host: string;
   /** Runs the docker CLI against the inner engine. */
   docker(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Restarts the inner dockerd (its containers stop with it) and waits until it answers. */
+  restart(): Promise<void>;
 }
 
 export async function startRemoteEngine(images: string[]): Promise<RemoteEngine> {
@@ -79,15 +81,22 @@ export async function startRemoteEngine(images: string[]): Promise<RemoteEngine>
       const r = await run(["docker", ...args], { env: { DOCKER_HOST: host }, check: false });
       return { code: r.code, stdout: r.stdout, stderr: r.stderr };
     };
-    let up = false;
-    for (let i = 0; i < 120 && !up; i++) {
-      up = (await docker(["version"])).code === 0;
-      if (!up) await new Promise((r) => setTimeout(r, 500));
-    }
-    if (!up) {
-      const logs = await run(["docker", "logs", name], { check: false });
-      throw new Error(`the inner dockerd did not come up: ${logs.stderr.slice(-2000)}`);
-    }
+    const waitUp = async () => {
+      let up = false;
+      for (let i = 0; i < 120 && !up; i++) {
+        up = (await docker(["version"])).code === 0;
+        if (!up) await new Promise((r) => setTimeout(r, 500));
+      }
+      if (!up) {
+        const logs = await run(["docker", "logs", name], { check: false });
+        throw new Error(`the inner dockerd did not come up: ${logs.stderr.slice(-2000)}`);
+      }
+    };
+    await waitUp();
+    const restart = async () => {
+      await run(["docker", "restart", "--time", "2", name]);
+      await waitUp();
+    };
     // docker save | docker load, through a file (the CLI takes no pipe between engines).
     const archive = await Deno.makeTempFile({ prefix: "bottle-test-images-", suffix: ".tar" });
     try {
@@ -101,7 +110,7 @@ export async function startRemoteEngine(images: string[]): Promise<RemoteEngine>
       await Deno.remove(archive).catch(() => {});
     }
     const moved = stack.move();
-    return { host, docker, [Symbol.asyncDispose]: () => moved.disposeAsync() };
+    return { host, docker, restart, [Symbol.asyncDispose]: () => moved.disposeAsync() };
   } catch (err) {
     await stack.disposeAsync();
     throw err;

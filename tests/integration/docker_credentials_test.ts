@@ -134,7 +134,7 @@ Deno.test("docker: the upstream gets the real credential, the bottle only a plac
           (e: Error) => e.name,
         );
         assert.equal(tcp, "ConnectionRefused");
-        // The credential is on no host argv either (it goes to docker as a bare -e NAME).
+        // The credential is on no host argv either (it goes to docker in an env file).
         assert.ok(argv.every((a) => !a.includes(token)), "the proxy credential on a host argv");
         const inspectBundle = await run(["docker", "inspect", "bottle-cred-c1-bundle"]);
         assert.ok(

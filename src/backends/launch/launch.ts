@@ -79,7 +79,7 @@ async function launchSteps(
   networks.catch(() => {}); // awaited by the bundle's branch and by teardown
   stack.defer(async () => {
     await networks.catch(() => {});
-    await removeShared(docker, plan, keep);
+    await removeShared(docker, plan, keep).catch(keptForCleanup(keep));
   });
   // Where the workspace starts (a commit of uncommitted changes is made now,
   // the bottle's landing dirs and object store are set up).
@@ -117,7 +117,7 @@ async function launchSteps(
       }
     });
   }
-  stack.defer(() => removeContainers(docker, runtime, plan, place));
+  stack.defer(() => removeContainers(docker, runtime, plan, place).catch(keptForCleanup(keep)));
   const volumes = settled(
     plan.volumes.map((v) => docker.volumeCreate(v.name, { options: v.options, labels: v.labels })),
   );
@@ -230,6 +230,19 @@ const SESSION_LOG = "~/.bottle/session.log";
 /** Starts argv in the background, its output in the session log, detached from this exec. */
 const BACKGROUND_SESSION = `mkdir -p "$HOME/.bottle"
 nohup "$@" > "$HOME/.bottle/session.log" 2>&1 < /dev/null &`;
+
+/**
+ * A teardown step that failed (the engine gone, say) leaves objects behind:
+ * the record stays with them, so `bottle cleanup` can prove them this
+ * user's and dead, and take them down once the engine is back.
+ */
+function keptForCleanup(keep: Set<string>): (err: unknown) => never {
+  return (err) => {
+    keep.add(LEFT_FOR_CLEANUP);
+    throw new Error(`${(err as Error).message} (bottle cleanup removes what is left)`);
+  };
+}
+const LEFT_FOR_CLEANUP = "(objects a teardown step could not remove)";
 
 /** Waits for every promise to settle; then throws the first failure, if any. */
 async function settled(promises: Promise<unknown>[]): Promise<void> {
