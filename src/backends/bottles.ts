@@ -17,6 +17,7 @@ import { pathExists } from "../state/path_exists.ts";
 import { UserError } from "../errors.ts";
 import { saveAuditLog } from "./bundle/bundle_container.ts";
 import { bringHome, keepRecord, keptWhere } from "./landings.ts";
+import { saveKeptHome } from "./kept_home.ts";
 import type { ContainerSummary } from "../engine/docker_cli.ts";
 
 export interface BottleSummary {
@@ -107,10 +108,22 @@ export class Bottles {
    * Removes everything a bottle owns; other bottles keep running. The audit
    * log is kept (`bottle logs` still shows it).
    */
-  async stop(name: string, opts: { discardPushes?: boolean } = {}): Promise<void> {
+  async stop(
+    name: string,
+    opts: { discardPushes?: boolean; say?: (message: string) => void } = {},
+  ): Promise<void> {
     const b = await this.find(name);
     const { docker } = this.engines;
     const runtime = b.place ? runtimeFor(this.engines, b.backend) : undefined;
+    // The agent's home is kept first, while its place still runs.
+    const keptHome = b.hasState
+      ? (await readRecord(bottleDir(this.stateRoot, name)))?.keptHome
+      : undefined;
+    if (keptHome && runtime && b.place && await runtime.state(b.place) === "running") {
+      await saveKeptHome(runtime, b.place, b.user, keptHome).catch((err: Error) =>
+        opts.say?.(`the agent's home of ${name} was not kept: ${err.message}`)
+      );
+    }
     const others = b.containers.filter((c) => c !== b.place && c !== b.bundleContainer);
     // The agent goes while the audit log is copied out of the bundle; then
     // the bundle; then what they used. Each group in parallel.

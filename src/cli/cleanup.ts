@@ -2,7 +2,8 @@
  * `bottle cleanup`: removes what killed launches left behind (bottles whose
  * launcher died before finishing, as this user's records show); `--all`
  * removes every bottle; `--cache` also prunes cached VM artifacts; `--logs`
- * the audit logs `stop` kept for bottles that are gone.
+ * the audit logs `stop` kept for bottles that are gone; `--homes` the agents'
+ * kept homes (Claude Code's settings and history, per agent).
  */
 import type { Command } from "commander";
 import type { CliContext } from "./context.ts";
@@ -17,7 +18,10 @@ export function registerCleanup(program: Command, ctx: CliContext): void {
     .option("--dry-run", "only list what would be removed")
     .option("--cache", "also remove cached VM artifacts (.smolmachine files)")
     .option("--logs", "also remove the audit logs kept for bottles that are gone")
-    .action(async (opts: { all?: boolean; dryRun?: boolean; cache?: boolean; logs?: boolean }) => {
+    .option("--homes", "also remove the agents' kept homes (Claude Code's settings and history)")
+    .action(async (
+      opts: { all?: boolean; dryRun?: boolean; cache?: boolean; logs?: boolean; homes?: boolean },
+    ) => {
       const bottles = await bottlesOf(ctx);
       // One bottle that cannot go (pushes it could not fetch) does not keep the others.
       let failed = 0;
@@ -42,6 +46,17 @@ export function registerCleanup(program: Command, ctx: CliContext): void {
           if (!e.isDirectory || live.has(e.name)) continue;
           if (!opts.dryRun) await Deno.remove(join(dir, e.name), { recursive: true });
           ctx.out(`${opts.dryRun ? "would remove" : "removed"} the audit log of ${e.name}`);
+        }
+      }
+      if (opts.homes) {
+        const dir = join(ctx.dirs.state, "homes");
+        const names = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+        for (const e of names.sort((a, b) => a.name.localeCompare(b.name))) {
+          if (!e.isFile || !e.name.endsWith(".tar")) continue;
+          if (!opts.dryRun) await Deno.remove(join(dir, e.name));
+          ctx.out(
+            `${opts.dryRun ? "would remove" : "removed"} the kept home of ${e.name.slice(0, -4)}`,
+          );
         }
       }
       if (opts.cache) {

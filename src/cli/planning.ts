@@ -10,7 +10,7 @@ export async function planFor(
   ctx: CliContext,
   config: ConfigOption,
   agentName: string,
-  opts: { backend?: Backend; name?: string; workspace?: WorkspaceMode },
+  opts: { backend?: Backend; name?: string; workspace?: WorkspaceMode; fresh?: boolean },
 ): Promise<{ agent: LoadedAgent; plan: Plan }> {
   const suffix = opts.name !== undefined ? checkSuffix(opts.name) : undefined;
   const [{ makePlan }, { hostFacts }, agent] = await Promise.all([
@@ -24,6 +24,7 @@ export async function planFor(
       ...(opts.backend ? { backend: opts.backend } : {}),
       ...(suffix ? { suffix } : {}),
       ...(opts.workspace ? { workspace: opts.workspace } : {}),
+      ...(opts.fresh ? { fresh: true } : {}),
     },
   );
   return { agent, plan: makePlan(agent, facts) };

@@ -19,6 +19,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .addOption(backendOption())
     .addOption(workspaceOption())
     .option("--name <suffix>", "bottle name suffix (default: random)")
+    .option("--fresh", "run Claude Code with an empty home (its kept settings and history stay)")
     .addOption(
       new Option("--output-format <format>", "claude's output format").choices(OUTPUT_FORMATS),
     )

@@ -27,6 +27,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .addOption(workspaceOption())
     .option("-d, --detach", "leave the bottle running and return once it is ready")
     .option("--name <suffix>", "bottle name suffix (default: random)")
+    .option("--fresh", "start Claude Code with an empty home (its kept settings and history stay)")
     .option("--build-ca <file>", "extra CA certificate for image builds (repeatable)", collect, [])
     .action(async (
       first: string | undefined,
@@ -56,7 +57,11 @@ export function registerStart(program: Command, ctx: CliContext): void {
     });
 }
 
-export type LaunchOptions = BackendOption & ConfigOption & { name?: string; buildCa: string[] };
+export type LaunchOptions = BackendOption & ConfigOption & {
+  name?: string;
+  buildCa: string[];
+  fresh?: boolean;
+};
 
 /**
  * Plans and launches a bottle; returns the session's exit code. `run`

@@ -19,7 +19,10 @@ export function registerStop(program: Command, ctx: CliContext): void {
       let code = 0;
       for (const name of names) {
         try {
-          await bottles.stop(name, { discardPushes: opts.discardPushes ?? false });
+          await bottles.stop(name, {
+            discardPushes: opts.discardPushes ?? false,
+            say: (m) => ctx.err(`bottle: ${redact(m)}`),
+          });
           ctx.err(`bottle: stopped ${name}`);
         } catch (err) {
           if (names.length === 1) throw err;

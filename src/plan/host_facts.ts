@@ -28,7 +28,7 @@ export interface InvocationFacts {
 
 export async function hostFacts(
   inv: InvocationFacts,
-  opts: { backend?: Backend; suffix?: string; workspace?: WorkspaceMode },
+  opts: { backend?: Backend; suffix?: string; workspace?: WorkspaceMode; fresh?: boolean },
 ): Promise<HostFacts> {
   // `none` needs no repository: its lookup is skipped.
   const repo = opts.workspace === "none" ? undefined : await findHostRepo(inv.cwd);
@@ -48,6 +48,7 @@ export async function hostFacts(
     ...(uid !== null && gid !== null ? { hostUser: { uid, gid } } : {}),
     engineSharesFilesystem: sharesFilesystem(inv.env),
     ...(opts.workspace ? { workspace: opts.workspace } : {}),
+    ...(opts.fresh ? { freshHome: true } : {}),
     ...(inv.env.HOME ? { homeDir: inv.env.HOME } : {}),
     ...(repo ? {} : { gitIdentity: await globalGitIdentity() }),
   };

@@ -69,6 +69,8 @@ export interface HostFacts {
   engineSharesFilesystem?: boolean;
   /** `--workspace`, overriding the agent file. */
   workspace?: WorkspaceMode;
+  /** `--fresh`: the agent's kept home is not put back (it is still saved at the end). */
+  freshHome?: boolean;
   /** The host user's home (where `~/.ssh/known_hosts` is). */
   homeDir?: string;
   /** The user's global git identity, for commits in clones of declared upstreams. */
@@ -445,6 +447,14 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       env: sortKeys(env),
       proxy,
       forwards,
+      ...(isClaude
+        ? {
+          keptHome: {
+            hostFile: join(facts.stateRoot, "homes", `${agent.name}.tar`),
+            restore: !facts.freshHome,
+          },
+        }
+        : {}),
       ...(agentContainer ? { container: agentContainer } : {}),
       ...(supervise && isClaude ? { permissionPromptTool: claudeToolName(TOOLS.permission) } : {}),
     },

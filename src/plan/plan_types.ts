@@ -358,6 +358,12 @@ export interface Plan {
     proxy: AgentProxyPlan;
     /** How the agent reaches the bundle's agent-facing daemons (docker). */
     forwards: ForwardPlan[];
+    /**
+     * Claude Code: its settings, onboarding state and history, kept on the
+     * host across bottles of this agent (`hostFile`), put back at start
+     * unless `restore` is false (`--fresh`) and saved when the bottle stops.
+     */
+    keptHome?: { hostFile: string; restore: boolean };
     /** docker: the agent's container. */
     container?: ContainerPlan;
     /**

@@ -42,6 +42,8 @@ export interface BottleRecord {
     store?: string;
     copy?: { volume: string; image?: string };
   };
+  /** Where the agent's home is kept when the bottle stops (Claude Code's settings and history). */
+  keptHome?: string;
   /** Where its supervise requests wait: a host dir, or the bundle (read through the engine). */
   supervise?: { transport: "mount"; hostDir: string } | { transport: "bundle" };
 }

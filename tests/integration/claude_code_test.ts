@@ -8,6 +8,7 @@
  * smolmachines is not covered here yet (the fake smolvm's guests now reach
  * the bundle's address as a VM does, so it could be).
  */
+import { readTarFiles } from "../../src/archive/tar.ts";
 import assert from "node:assert/strict";
 import {
   bottle,
@@ -231,7 +232,43 @@ Deno.test("claude code: bottle run with an OAuth token, and claude's exit code",
     const prompt = JSON.stringify(first.request.body);
     assert.ok(prompt.includes("who runs this?"), "the prompt did not reach the model");
     assert.deepEqual(await labelled(`${L.BOTTLE_ID}=cc-r1`), NOTHING);
+    // What Claude Code wrote in its home is kept for the next bottle of this agent, without the token.
+    const kept = await Deno.readFile(`${be.stateRoot}/homes/cc.tar`);
+    const files = readTarFiles(kept);
+    const config = JSON.parse(new TextDecoder().decode(files.get(".claude.json")));
+    assert.ok(config.firstStartTime ?? config.userID ?? config.numStartups, JSON.stringify(config));
+    assert.ok(
+      !new TextDecoder().decode(kept).includes(token),
+      "the OAuth token is in the kept home",
+    );
   });
+
+  await t.step(
+    "the next bottle's Claude Code starts from the kept home and still works",
+    async () => {
+      const before = JSON.parse(
+        new TextDecoder().decode(
+          readTarFiles(await Deno.readFile(`${be.stateRoot}/homes/cc.tar`)).get(".claude.json"),
+        ),
+      );
+      api.push({ text: ["Again."] });
+      const r = await bottle(["run", "cc", "--name", "r2", "--", "hi"], be.env, { cwd: project });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), "Again.");
+      api.assertDone();
+      const after = JSON.parse(
+        new TextDecoder().decode(
+          readTarFiles(await Deno.readFile(`${be.stateRoot}/homes/cc.tar`)).get(".claude.json"),
+        ),
+      );
+      // The same Claude Code install, as far as its own state says: it was put back, not made anew.
+      if (before.userID !== undefined) assert.equal(after.userID, before.userID);
+      if (before.firstStartTime !== undefined) {
+        assert.equal(after.firstStartTime, before.firstStartTime);
+      }
+      assert.ok(before.userID !== undefined || before.firstStartTime !== undefined);
+    },
+  );
 
   await t.step("--output-format json is passed through", async () => {
     api.push({ text: ["As JSON."] });

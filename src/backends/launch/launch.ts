@@ -33,6 +33,7 @@ import { type BottleRecord, writeRecord } from "../../state/bottle_record.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
 import { seedWorkspace } from "../workspace_copy.ts";
 import { bringHome, keepRecord, keptWhere } from "../landings.ts";
+import { saveKeptHome } from "../kept_home.ts";
 import * as L from "../../labels.ts";
 import { terminalSafe } from "../../text/terminal_safe.ts";
 import { hostname } from "node:os";
@@ -187,6 +188,17 @@ async function launchSteps(
     }),
   ]);
 
+  // Once provisioned, the agent's home is kept when the session ends (before its place goes).
+  const kept = plan.agent.keptHome;
+  if (kept) {
+    stack.defer(async () => {
+      try {
+        await saveKeptHome(runtime, place, plan.agent.user, kept.hostFile);
+      } catch (err) {
+        req.progress(`the agent's home was not kept: ${(err as Error).message}`);
+      }
+    });
+  }
   throwIfCancelled(signal);
   await writeRecord(plan.bottle.stateDir, {
     ...record,
@@ -286,6 +298,7 @@ async function openState(
     networks: plan.networks.map((n) => n.name),
     volumes: plan.volumes.map((v) => v.name),
     ...landingOf(plan),
+    ...(plan.agent.keptHome ? { keptHome: plan.agent.keptHome.hostFile } : {}),
     ...(queue ? { supervise: queue } : {}),
   };
   await writeRecord(stateDir, record);

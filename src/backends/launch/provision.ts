@@ -11,6 +11,7 @@ import type { AgentRuntime } from "../agent_runtime.ts";
 import type { Plan } from "../../plan/plan_types.ts";
 import { type TarEntryInput, writeTar } from "../../archive/tar.ts";
 import { UserError } from "../../errors.ts";
+import { restoreKeptHome } from "../kept_home.ts";
 
 export async function provision(
   runtime: AgentRuntime,
@@ -23,6 +24,9 @@ export async function provision(
   secrets: { gateToken?: string; superviseToken?: string } = {},
 ): Promise<void> {
   const home = plan.agent.home;
+  // The kept home first: every later step writes over it (the prompt, skills, supervise).
+  const kept = plan.agent.keptHome;
+  if (kept?.restore) await restoreKeptHome(runtime, place, plan.agent.user, home, kept.hostFile);
   const homeEntries: TarEntryInput[] = [];
   const calls: Promise<unknown>[] = [];
   let clones: Promise<unknown> = bundleReady;
