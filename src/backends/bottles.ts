@@ -18,6 +18,7 @@ import { UserError } from "../errors.ts";
 import { saveAuditLog } from "./bundle/bundle_container.ts";
 import { bringHome, keepRecord, keptWhere } from "./landings.ts";
 import { saveKeptHome } from "./kept_home.ts";
+import { closest } from "../config/suggest.ts";
 import type { ContainerSummary } from "../engine/docker_cli.ts";
 
 export interface BottleSummary {
@@ -300,6 +301,9 @@ export class Bottles {
     }
     const near = [...known].filter((k) => k.endsWith(`-${name}`) || k.startsWith(`${name}-`))
       .sort();
+    // A typo: the closest name within a small edit distance.
+    const typo = near.length === 0 ? closest(name, [...known]) : undefined;
+    if (typo) near.push(typo);
     return near.length > 0 ? `: did you mean ${near.join(" or ")}?` : "";
   }
 

@@ -12,19 +12,15 @@ export function registerExec(program: Command, ctx: CliContext): void {
     .option("-t, --tty", "allocate a terminal (default: when stdin is one)")
     .option("-u, --user <user>", "user inside the bottle (default: the agent user)")
     .option("-w, --workdir <dir>", "working directory inside the bottle")
+    .option("-e, --env <name=value>", "set a variable for the command (repeatable)", collectEnv, {})
     .passThroughOptions()
-    .action(async (
-      bottle: string,
-      args: string[],
-      opts: { tty?: boolean; user?: string; workdir?: string },
-    ) => {
-      // With pass-through options commander keeps the `--` that ends ours.
-      const argv = args[0] === "--" ? args.slice(1) : args;
-      if (argv.length === 0) throw new UserError("bottle exec: missing command after --");
+    .action(async (bottle: string, args: string[], given: ExecOptions) => {
+      const { argv, opts } = splitExecArgs(args, given);
       const code = await (await bottlesOf(ctx)).exec(bottle, argv, {
         tty: opts.tty ?? ctx.stdinIsTerminal,
         ...(opts.user ? { user: opts.user } : {}),
         ...(opts.workdir ? { workdir: opts.workdir } : {}),
+        ...(Object.keys(opts.env).length > 0 ? { env: opts.env } : {}),
       });
       if (code !== 0) throw new SilentExit(code);
     });
@@ -39,4 +35,59 @@ export function registerExec(program: Command, ctx: CliContext): void {
       });
       if (code !== 0) throw new SilentExit(code);
     });
+}
+
+interface ExecOptions {
+  tty?: boolean;
+  user?: string;
+  workdir?: string;
+  env: Record<string, string>;
+}
+
+function collectEnv(value: string, previous: Record<string, string>): Record<string, string> {
+  const eq = value.indexOf("=");
+  const name = eq < 0 ? value : value.slice(0, eq);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || eq < 0) {
+    throw new UserError(`bottle exec: -e takes NAME=VALUE, got ${JSON.stringify(value)}`);
+  }
+  return { ...previous, [name]: value.slice(eq + 1) };
+}
+
+/**
+ * The command, and the options given after the bottle's name: like
+ * `docker exec`, options go before the command, and here also between the
+ * name and the `--` that starts it (`bottle exec NAME -u root -- id`).
+ */
+export function splitExecArgs(
+  args: string[],
+  given: ExecOptions,
+): { argv: string[]; opts: ExecOptions } {
+  const dash = args.indexOf("--");
+  const before = dash < 0 ? [] : args.slice(0, dash);
+  const argv = dash < 0 ? args : args.slice(dash + 1);
+  const opts: ExecOptions = { ...given, env: { ...given.env } };
+  for (let i = 0; i < before.length; i++) {
+    const a = before[i]!;
+    const value = () => {
+      const v = before[++i];
+      if (v === undefined) throw new UserError(`bottle exec: ${a} needs a value`);
+      return v;
+    };
+    const [flag, inline] = a.startsWith("--") && a.includes("=")
+      ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
+      : [a, undefined];
+    if (flag === "-t" || flag === "--tty") opts.tty = true;
+    else if (flag === "-u" || flag === "--user") opts.user = inline ?? value();
+    else if (flag === "-w" || flag === "--workdir") opts.workdir = inline ?? value();
+    else if (flag === "-e" || flag === "--env") opts.env = collectEnv(inline ?? value(), opts.env);
+    else {
+      throw new UserError(
+        `bottle exec: ${
+          JSON.stringify(a)
+        } before -- is not an exec option (-t, -u, -w, -e; see bottle exec --help)`,
+      );
+    }
+  }
+  if (argv.length === 0) throw new UserError("bottle exec: missing command after --");
+  return { argv, opts };
 }

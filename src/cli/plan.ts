@@ -4,6 +4,7 @@ import { configOf, type ConfigOption } from "./agent_options.ts";
 import type { CliContext } from "./context.ts";
 import { type BackendOption, backendOption, workspaceOption } from "./backend_option.ts";
 import { planFor } from "./planning.ts";
+import { planSummary } from "./plan_summary.ts";
 
 export function registerPlan(program: Command, ctx: CliContext): void {
   program.command("plan")
@@ -12,11 +13,12 @@ export function registerPlan(program: Command, ctx: CliContext): void {
     .addOption(backendOption())
     .addOption(workspaceOption())
     .option("--name <suffix>", "bottle name suffix (default: random)")
-    .option("--json", "print the plan as JSON (stable, see README)")
+    .option("--json", "print the whole plan as JSON (stable, see README)")
+    .option("--full", "print the whole plan as YAML")
     .action(
       async (
         agentName: string,
-        opts: ConfigOption & BackendOption & { json?: boolean; name?: string },
+        opts: ConfigOption & BackendOption & { json?: boolean; full?: boolean; name?: string },
       ) => {
         const { agent, plan } = await planFor(ctx, configOf(program, opts), agentName, opts);
         // The host files it names are checked as `start` checks them, and a
@@ -37,10 +39,10 @@ export function registerPlan(program: Command, ctx: CliContext): void {
           if (problem) plan.warnings.push(`start will refuse route "${r.host}": ${problem}`);
         }
         if (opts.json) ctx.out(JSON.stringify(plan, null, 2));
-        else {
+        else if (opts.full) {
           const { stringify } = await import("yaml");
           ctx.out(stringify(plan, { lineWidth: 0 }));
-        }
+        } else ctx.out(planSummary(plan));
         for (const w of plan.warnings) ctx.err(`warning: ${w}`);
       },
     );

@@ -105,6 +105,30 @@ Deno.test("docker: a name in use is refused before anything is touched", async (
     );
     const exec = await bottle(["exec", "life-twice", "--", "true"], be.env);
     assert.equal(exec.code, 0, exec.stderr);
+    // exec's options, between the name and the command, as with docker exec.
+    const as = await bottle([
+      "exec",
+      "life-twice",
+      "-u",
+      "root",
+      "-w",
+      "/tmp",
+      "-e",
+      "X=one two",
+      "--",
+      "sh",
+      "-c",
+      'id -un; pwd; echo "$X"',
+    ], be.env);
+    assert.equal(as.code, 0, as.stderr);
+    assert.equal(as.stdout, "root\n/tmp\none two\n");
+    // A mistyped name stops nothing and says which was meant.
+    for (const typo of ["life-twise", "twice"]) {
+      const wrong = await bottle(["stop", typo], be.env);
+      assert.equal(wrong.code, 2, wrong.stderr);
+      assert.match(wrong.stderr, /did you mean life-twice\?/);
+    }
+    assert.deepEqual(await labelled("bottle.id=life-twice"), before);
   } finally {
     await bottle(["stop", "life-twice"], be.env);
   }

@@ -48,6 +48,22 @@ Deno.test("cli: plan claude --json works with no agent file", async () => {
   assert.ok(!r.stdout.includes("sk-real-secret-value"), "secret value leaked into plan output");
 });
 
+Deno.test("cli: plan says what a start makes in a few lines; --full is the whole plan", async () => {
+  const env = { ANTHROPIC_API_KEY: "sk-real-secret-value" };
+  const r = await cli(["plan", "claude", "--name", "t1"], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^bottle: +claude-t1 \(agent claude, from built-in, docker\)$/m);
+  assert.match(r.stdout, /^reaches: +api\.anthropic\.com, /m);
+  assert.match(r.stdout, /^credentials: api\.anthropic\.com \(x-api-key\)$/m);
+  assert.match(r.stdout, /^daemons: +egress, pipelock, pipelock-routes$/m);
+  assert.ok(r.stdout.split("\n").length < 20, r.stdout);
+  assert.ok(!r.stdout.includes("sk-real-secret-value"));
+  const full = await cli(["plan", "claude", "--name", "t1", "--full"], { env });
+  assert.equal(full.code, 0, full.stderr);
+  assert.match(full.stdout, /^schema: bottle\.plan\/v2$/m);
+  assert.ok(!full.stdout.includes("sk-real-secret-value"));
+});
+
 Deno.test("cli: a project bottle.yaml is discovered and shadows the user config", async () => {
   const home = await Deno.makeTempDir();
   const project = join(home, "proj");
