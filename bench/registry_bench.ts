@@ -406,10 +406,11 @@ function probe(label: string, run: () => Promise<number>, serverHere = false): P
  * Blob throughput of the largest layer, every way measured once per round,
  * rounds interleaved (each starting one probe later) so that load from
  * whatever else runs on the machine spreads over all of them; medians
- * reported. Both registry paths are served by this process: the native file
- * tail `serveRegistry` uses over HTTP/1.x, and the JS stream it falls back to
- * (HTTP/2, replaced archive path), which was its only path before, served here
- * by the same handler with native bodies off.
+ * reported. Both registry paths are served by this process: `serveRegistry`
+ * (a bounded JS stream: native file tails are off, since Deno.serve also
+ * speaks h2c and over HTTP/2 a tail ran past the blob), and the same handler
+ * served by a plain Deno.serve. The "native file tail" labels are kept so
+ * earlier runs compare; both now measure the stream.
  */
 async function throughput(image: string, dockerRegistryMBps: number | undefined): Promise<void> {
   await using stack = new AsyncDisposableStack();

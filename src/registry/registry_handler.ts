@@ -18,11 +18,12 @@ export interface RegistryHandlerOptions {
    * Send large blobs as file tails (`RegistryBlob.fileTail`) that `Deno.serve`
    * pipes natively and cuts at Content-Length: about half the CPU per byte of
    * a JS stream, and up to twice its throughput on loopback. Set it only where the responses go straight to `Deno.serve`
-   * (without automatic compression): read any other way, such a body runs on
-   * past the blob. Used only for requests with a Host header, since only
-   * HTTP/1.x stops at Content-Length and an HTTP/1.1 request must carry Host,
-   * while HTTP/2 names the authority in `:authority` (an HTTP/2 client that
-   * sends Host anyway gets a reset stream, never extra bytes).
+   * (without automatic compression) and no HTTP/2 client can connect: read
+   * any other way, such a body runs on past the blob. Used only for requests
+   * with a Host header, since only HTTP/1.x stops at Content-Length and an
+   * HTTP/1.1 request must carry Host; but an HTTP/2 client may send Host too,
+   * and `Deno.serve` (which takes h2c on any port) then sends it the rest of
+   * the archive file (Deno 2.9.6), so `serveRegistry` leaves this off.
    */
   nativeFileBodies?: boolean;
 }
@@ -270,6 +271,8 @@ function parseRange(
   if (m[1] === "") {
     const suffix = Number(m[2]);
     if (suffix === 0) return "unsatisfiable";
+    // An empty blob has no last byte for a Content-Range to name: sent whole, as 200.
+    if (size === 0) return undefined;
     return [Math.max(0, size - suffix), size];
   }
   const start = Number(m[1]);

@@ -77,10 +77,10 @@ export async function serveRegistry(options: ServeRegistryOptions): Promise<Runn
       }
     }
     if (images.size === 0) throw new Error("Cannot serve a registry with no images");
-    // The handler's responses go straight to Deno.serve, which cuts file
-    // tails at their Content-Length (see `listen`).
+    // No native file tails (`nativeFileBodies`): Deno.serve also speaks h2c
+    // here, and over HTTP/2 it sends a tail past Content-Length to the end of
+    // the archive, whatever follows the blob.
     const handler = createRegistryHandler(images, {
-      nativeFileBodies: true,
       ...(options.onError ? { onError: options.onError } : {}),
     });
     for (const image of new Set(images.values())) await image.rootManifest();
@@ -108,7 +108,7 @@ function listen(
         hostname,
         port: options.port ?? 0,
         signal: abort.signal,
-        // Compression would drop Content-Length, which is what ends a file tail.
+        // Compression would drop Content-Length, which pulling clients expect.
         automaticCompression: false,
         onListen: () => {},
       },
