@@ -9,6 +9,15 @@ import { run } from "../proc/runner.ts";
 import { SilentExit, UserError } from "../errors.ts";
 import type { CliContext } from "./context.ts";
 import { MIN_SMOLVM_VERSION, SmolvmCli } from "../backends/smolvm/smolvm_cli.ts";
+import { DockerCli } from "../engine/docker_cli.ts";
+import {
+  type DockerContext,
+  type DockerInfo,
+  engineFindings,
+  type EngineKindId,
+} from "../engine/engine_kind.ts";
+import { ensureBundleImage, PIPELOCK_IMAGE_ENV } from "../build/bottle_images.ts";
+import { PIPELOCK_IMAGE } from "../bundle/pipelock/pipelock_release.ts";
 
 export interface Check {
   name: string;
@@ -16,16 +25,25 @@ export interface Check {
   required: boolean;
   detail: string;
   fix?: string;
+  /** The "engine kind" check names the kind it found. */
+  kind?: EngineKindId;
 }
+
+/** The bundle image's repository: its tags are `bottle/bundle:<context hash>`. */
+const BUNDLE_REPOSITORY = "bottle/bundle";
+const PULL_PROBE_TIMEOUT_MS = 10_000;
 
 const MIN_FREE_GB = 5;
 
 export async function runChecks(ctx: CliContext): Promise<Check[]> {
   const docker = ctx.env.BOTTLE_DOCKER ?? "docker";
   const smolvm = ctx.env.SMOLVM ?? "smolvm";
+  const cli = new DockerCli({ bin: docker, env: ctx.env });
+  const dockerRun = (args: string[], timeoutMs = 15_000) =>
+    tryRun(() => cli.run(args, { check: false, timeoutMs }));
   const checks: Check[] = [];
 
-  const client = await tryRun([docker, "version", "--format", "{{.Client.Version}}"]);
+  const client = await dockerRun(["version", "--format", "{{.Client.Version}}"]);
   checks.push(
     client.ran
       ? {
@@ -43,21 +61,25 @@ export async function runChecks(ctx: CliContext): Promise<Check[]> {
           "install Docker (docker.io on Debian/Ubuntu, Docker Desktop, OrbStack or Colima on macOS)",
       },
   );
-  const engine = await tryRun([docker, "version", "--format", "{{.Server.Version}}"]);
+  const engine = await dockerRun(["version", "--format", "{{.Server.Version}}"]);
+  const engineUp = engine.ran && engine.code === 0;
   checks.push(
-    engine.ran && engine.code === 0
-      ? { name: "docker engine", ok: true, required: true, detail: engine.stdout.trim() }
-      : {
-        name: "docker engine",
-        ok: false,
-        required: true,
-        detail: engine.ran ? lastLine(engine.stderr) : engine.error,
-        fix:
-          "start the Docker engine (`sudo systemctl start docker`, or open Docker Desktop) and check you may use its socket",
-      },
+    engineUp ? { name: "docker engine", ok: true, required: true, detail: engine.stdout.trim() } : {
+      name: "docker engine",
+      ok: false,
+      required: true,
+      detail: engine.ran ? lastLine(engine.stderr) : engine.error,
+      fix:
+        "start the Docker engine (`sudo systemctl start docker`, or open Docker Desktop) and check you may use its socket",
+    },
   );
 
+  // What the engine is and what works on it; only an engine that answers can say.
+  if (engineUp) checks.push(...await engineChecks(dockerRun));
+
   checks.push(await smolvmCheck(new SmolvmCli({ binary: smolvm })));
+
+  if (engineUp) checks.push(await pipelockImageCheck(cli, dockerRun, ctx));
 
   for (
     const [what, dir] of [["state dir", ctx.dirs.state], ["cache dir", ctx.dirs.cache]] as const
@@ -87,7 +109,9 @@ export async function runChecks(ctx: CliContext): Promise<Check[]> {
 
 export function registerDoctor(program: Command, ctx: CliContext): void {
   program.command("doctor")
-    .description("Check that docker, smolvm and disk space are ready")
+    .description(
+      "Check docker (its kind, what works on it, known engine bugs), smolvm, the pipelock image and disk space",
+    )
     .option("--json", "print the checks as JSON")
     .action(async (opts: { json?: boolean }) => {
       const checks = await runChecks(ctx);
@@ -123,14 +147,201 @@ async function smolvmCheck(cli: SmolvmCli): Promise<Check> {
   }
 }
 
-async function tryRun(argv: string[]): Promise<
-  { ran: true; code: number; stdout: string; stderr: string } | { ran: false; error: string }
-> {
+type Ran =
+  | { ran: true; code: number; stdout: string; stderr: string; timedOut: boolean }
+  | { ran: false; error: string };
+type DockerRun = (args: string[], timeoutMs?: number) => Promise<Ran>;
+
+async function tryRun(
+  call: () => Promise<{ code: number; stdout: string; stderr: string; timedOut: boolean }>,
+): Promise<Ran> {
   try {
-    const r = await run(argv, { check: false, timeoutMs: 15_000 });
-    return { ran: true, code: r.code, stdout: r.stdout, stderr: r.stderr };
+    const r = await call();
+    return { ran: true, code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut };
   } catch (err) {
     return { ran: false, error: (err as Error).message };
+  }
+}
+
+/** The engine kind, smolmachines on it and its version bugs, from `docker info` and the context. */
+async function engineChecks(dockerRun: DockerRun): Promise<Check[]> {
+  const [info, ctxOut] = await Promise.all([
+    dockerRun(["info", "--format", "{{json .}}"]),
+    dockerRun(["context", "inspect"]),
+  ]);
+  let parsed: DockerInfo;
+  try {
+    if (!info.ran || info.code !== 0) {
+      throw new Error(info.ran ? lastLine(info.stderr) : info.error);
+    }
+    parsed = JSON.parse(info.stdout) as DockerInfo;
+  } catch (err) {
+    return [{
+      name: "engine kind",
+      ok: false,
+      required: false,
+      detail: `cannot read \`docker info --format '{{json .}}'\`: ${(err as Error).message}`,
+    }];
+  }
+  // The client runs here: its OS is this host's, also where an old client does not say.
+  parsed.ClientInfo = { ...parsed.ClientInfo, Os: parsed.ClientInfo?.Os ?? Deno.build.os };
+  return engineFindings(parsed, dockerContext(ctxOut, parsed));
+}
+
+/** The current context from `docker context inspect` (an array of one), or what `docker info` says. */
+function dockerContext(r: Ran, info: DockerInfo): DockerContext {
+  try {
+    if (r.ran && r.code === 0) {
+      const [c] = JSON.parse(r.stdout) as {
+        Name?: string;
+        Endpoints?: { docker?: { Host?: string } };
+      }[];
+      if (c) return { name: c.Name ?? "", endpoint: c.Endpoints?.docker?.Host ?? "" };
+    }
+  } catch {
+    // fall through: an old client, or a context it cannot read
+  }
+  return { name: info.ClientInfo?.Context ?? "default", endpoint: "" };
+}
+
+/** What doctor found out about the pipelock image the bundle copies `/pipelock` from. */
+export interface PipelockFacts {
+  image: string;
+  /** Chosen by BOTTLE_PIPELOCK_IMAGE (else the pinned default). */
+  fromEnv: boolean;
+  /** `docker image inspect` found it. */
+  local: boolean;
+  /** Whether a registry answered for it (asked only when it is not local). */
+  pull?: { ok: true; how: string } | { ok: false; reason: string };
+  /** This bottle's own bundle image, when it is built (then pipelock is not needed to start). */
+  bundleBuilt?: string;
+  /** Other `bottle/bundle:<hash>` images here (other bottle versions or pipelock images). */
+  otherBundles: string[];
+}
+
+/**
+ * The pipelock check: the image must be here or pullable, unless this
+ * bottle's bundle image is already built (a rebuild would need it again).
+ */
+export function pipelockCheck(f: PipelockFacts): Check {
+  const name = "pipelock image";
+  const which = f.fromEnv ? `${f.image} (from ${PIPELOCK_IMAGE_ENV})` : `${f.image} (pinned)`;
+  const fix = f.fromEnv
+    ? `make ${f.image} present here (\`docker load\`, or build it), or point ${PIPELOCK_IMAGE_ENV} at a local image holding /pipelock`
+    : `set ${PIPELOCK_IMAGE_ENV} to a local image holding /pipelock`;
+  const others = f.otherBundles.length > 0
+    ? `; ${f.otherBundles.length} other ${BUNDLE_REPOSITORY} image(s) are here (${
+      f.otherBundles.slice(0, 3).join(", ")
+    }${
+      f.otherBundles.length > 3 ? ", …" : ""
+    }), built by another bottle version or with another ${PIPELOCK_IMAGE_ENV}: this bottle does not use them`
+    : "";
+  const built = f.bundleBuilt
+    ? `; this bottle's bundle image ${f.bundleBuilt} is built, so starting needs no pipelock image`
+    : "";
+  if (f.local) {
+    return {
+      name,
+      ok: true,
+      required: !f.bundleBuilt,
+      detail: `${which} is present locally${built}`,
+    };
+  }
+  if (f.pull?.ok) {
+    return {
+      name,
+      ok: true,
+      required: !f.bundleBuilt,
+      detail: `${which} is not here but can be pulled (${f.pull.how} answered)${built}`,
+    };
+  }
+  const reason = f.pull && !f.pull.ok ? ` (${f.pull.reason})` : "";
+  if (f.bundleBuilt) {
+    return {
+      name,
+      ok: true,
+      required: false,
+      detail:
+        `not needed now: this bottle's bundle image ${f.bundleBuilt} is built; ${which} is not here and cannot be pulled from here${reason}, so a rebuild (\`bottle build --force\`) would fail`,
+      fix,
+    };
+  }
+  return {
+    name,
+    ok: false,
+    required: true,
+    detail:
+      `${which} is not here and cannot be pulled from here${reason}, and this bottle's bundle image is not built: \`bottle start\` cannot build it${others}`,
+    fix,
+  };
+}
+
+async function pipelockImageCheck(
+  cli: DockerCli,
+  dockerRun: DockerRun,
+  ctx: CliContext,
+): Promise<Check> {
+  const fromEnv = Boolean(ctx.env[PIPELOCK_IMAGE_ENV]);
+  const image = ctx.env[PIPELOCK_IMAGE_ENV] || PIPELOCK_IMAGE;
+  const [local, bundleBuilt, tags] = await Promise.all([
+    cli.imageExists(image).catch(() => false),
+    thisBundleImage(cli, ctx),
+    dockerRun(["image", "ls", BUNDLE_REPOSITORY, "--format", "{{.Repository}}:{{.Tag}}"]),
+  ]);
+  const otherBundles = tags.ran && tags.code === 0
+    ? tags.stdout.split("\n").map((t) => t.trim()).filter((t) => t && t !== bundleBuilt)
+    : [];
+  return pipelockCheck({
+    image,
+    fromEnv,
+    local,
+    ...(local ? {} : { pull: await pullProbe(dockerRun, image) }),
+    ...(bundleBuilt ? { bundleBuilt } : {}),
+    otherBundles,
+  });
+}
+
+/**
+ * Whether a registry answers for `image`, asked from this host without
+ * pulling: `docker manifest inspect` (or `docker buildx imagetools inspect`
+ * where the manifest command is missing), with a short timeout.
+ */
+async function pullProbe(
+  dockerRun: DockerRun,
+  image: string,
+): Promise<{ ok: true; how: string } | { ok: false; reason: string }> {
+  const probes = [["manifest", "inspect", image], ["buildx", "imagetools", "inspect", image]];
+  let reason = "";
+  for (const args of probes) {
+    const r = await dockerRun(args, PULL_PROBE_TIMEOUT_MS);
+    const how = `docker ${args.slice(0, -1).join(" ")}`;
+    if (!r.ran) return { ok: false, reason: r.error };
+    if (r.code === 0) return { ok: true, how };
+    if (r.timedOut) {
+      return { ok: false, reason: `${how}: no answer in ${PULL_PROBE_TIMEOUT_MS / 1000} s` };
+    }
+    reason = `${how}: ${lastLine(r.stderr)}`;
+    // Only a missing subcommand sends us to the next probe.
+    if (!/unknown command|is not a docker command|unknown flag/i.test(r.stderr)) break;
+  }
+  return { ok: false, reason };
+}
+
+/**
+ * The tag of this bottle's bundle image if it is built: the same lookup
+ * `bottle start` makes (its context hash), without building anything.
+ */
+async function thisBundleImage(cli: DockerCli, ctx: CliContext): Promise<string | undefined> {
+  try {
+    return await ensureBundleImage(
+      cli,
+      { source: "builtin", repository: BUNDLE_REPOSITORY, buildArgs: {} },
+      { buildCaPem: "", env: ctx.env, cacheDir: ctx.dirs.cache },
+      { progress: () => {}, lookOnly: true },
+    );
+  } catch {
+    // ImageNotBuilt, or a context that cannot be made here: not built, as far as doctor can tell.
+    return undefined;
   }
 }
 
@@ -138,7 +349,7 @@ async function tryRun(argv: string[]): Promise<
 async function freeGb(dir: string): Promise<number | undefined> {
   let d = dir;
   while (d !== "/" && !(await pathExists(d))) d = d.replace(/\/[^/]+\/?$/, "") || "/";
-  const r = await tryRun(["df", "-Pk", d]);
+  const r = await tryRun(() => run(["df", "-Pk", d], { check: false, timeoutMs: 15_000 }));
   if (!r.ran || r.code !== 0) return undefined;
   const kb = Number(r.stdout.trim().split("\n")[1]?.split(/\s+/)[3]);
   return Number.isFinite(kb) ? kb / 1024 / 1024 : undefined;
