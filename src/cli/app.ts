@@ -14,6 +14,7 @@ import { registerDoctor } from "./doctor.ts";
 import { registerPlan } from "./plan.ts";
 import { registerVersion, versionLine } from "./version.ts";
 import { registerBackendCommands } from "./backend_commands.ts";
+import { registerCompletions } from "./completions.ts";
 import { AGENT_COMMANDS, CONFIG_FLAGS, CONFIG_HELP } from "./agent_options.ts";
 
 export function buildProgram(ctx: CliContext): Command {
@@ -37,6 +38,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerDoctor(program, ctx);
   registerVersion(program, ctx);
   registerBackendCommands(program, ctx);
+  registerCompletions(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(program.configureOutput());
     // Global options before a command's name only, as git's: but --config
