@@ -8,10 +8,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DockerCli } from "../engine/docker_cli.ts";
 import type { ImagePlan } from "../plan/plan_types.ts";
-import { type BuildOptions, ensureImage, ImageNotBuilt } from "./build_image.ts";
+import { buildLogDir, type BuildOptions, ensureImage, ImageNotBuilt } from "./build_image.ts";
 import type { Plan } from "../plan/plan_types.ts";
 import { writeBundleScript } from "./bundle_script.ts";
 import { UserError } from "../errors.ts";
+import { hostDirs } from "../state/dirs.ts";
 
 const IMAGES_DIR = fileURLToPath(new URL("../../images/", import.meta.url));
 
@@ -24,14 +25,17 @@ export interface ImageInputs {
   env: Record<string, string | undefined>;
   /** bottle's cache dir (bundle script cache). */
   cacheDir: string;
+  /** bottle's state dir, where build logs are kept; default: the one `env` names. */
+  stateDir?: string;
 }
 
 export function ensureAgentImage(
   docker: DockerCli,
   image: ImagePlan,
   inputs: ImageInputs,
-  opts: BuildOptions,
+  buildOpts: BuildOptions,
 ): Promise<string> {
+  const opts = withLogDir(inputs, buildOpts);
   const builtin = image.source === "builtin";
   const contextDir = builtin ? join(IMAGES_DIR, "agent") : image.context!;
   return ensureImage(docker, {
@@ -48,8 +52,9 @@ export async function ensureBundleImage(
   docker: DockerCli,
   image: ImagePlan,
   inputs: ImageInputs,
-  opts: BuildOptions,
+  buildOpts: BuildOptions,
 ): Promise<string> {
+  const opts = withLogDir(inputs, buildOpts);
   const contextDir = await Deno.makeTempDir({ prefix: "bottle-bundle-context-" });
   try {
     for (const f of ["Dockerfile", "bottle-forward.c"]) {
@@ -78,6 +83,11 @@ export async function ensureBundleImage(
   } finally {
     await Deno.remove(contextDir, { recursive: true });
   }
+}
+
+function withLogDir(inputs: ImageInputs, opts: BuildOptions): BuildOptions {
+  if (opts.logDir) return opts;
+  return { ...opts, logDir: buildLogDir(inputs.stateDir ?? hostDirs(inputs.env).state) };
 }
 
 function caArgs(pem: string): Record<string, string> {
@@ -110,8 +120,9 @@ export async function ensureBottleImages(
   docker: DockerCli,
   images: Plan["images"],
   inputs: ImageInputs,
-  opts: BuildOptions,
+  buildOpts: BuildOptions,
 ): Promise<{ agent: string; bundle: string; run: string }> {
+  const opts = withLogDir(inputs, buildOpts);
   if (!opts.force) {
     const look = { ...opts, lookOnly: true };
     try {

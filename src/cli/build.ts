@@ -5,6 +5,7 @@ import type { CliContext } from "./context.ts";
 import { collect } from "./start.ts";
 import { enginesOf } from "./backends.ts";
 import { planFor } from "./planning.ts";
+import { stderrProgress } from "./progress_line.ts";
 
 export function registerBuild(program: Command, ctx: CliContext): void {
   program.command("build")
@@ -23,9 +24,10 @@ export function registerBuild(program: Command, ctx: CliContext): void {
           buildCaPem: await readBuildCas(buildCaFiles(opts.buildCa, agent.buildCaCerts, ctx.env)),
           env: ctx.env,
           cacheDir: ctx.dirs.cache,
+          stateDir: ctx.dirs.state,
         };
         const buildOpts = {
-          progress: (m: string) => ctx.err(`bottle: ${m}`),
+          progress: stderrProgress(ctx),
           signal: ctx.signal,
           force: opts.force ?? false,
         };

@@ -30,9 +30,15 @@ export function registerExec(program: Command, ctx: CliContext): void {
     .argument("<bottle>", "bottle name (see bottle ls)")
     .action(async (bottle: string) => {
       const bottles = await bottlesOf(ctx);
-      const code = await bottles.exec(bottle, await bottles.program(bottle), {
-        tty: ctx.stdinIsTerminal,
-      });
+      const program = await bottles.program(bottle);
+      if (!ctx.stdinIsTerminal && needsTerminal(program)) {
+        throw new UserError(
+          `bottle attach: ${
+            program[0]
+          } needs a terminal, and stdin is none (without one: bottle exec ${bottle} -- claude -p PROMPT)`,
+        );
+      }
+      const code = await bottles.exec(bottle, program, { tty: ctx.stdinIsTerminal });
       if (code !== 0) throw new SilentExit(code);
     });
 }
@@ -90,4 +96,9 @@ export function splitExecArgs(
   }
   if (argv.length === 0) throw new UserError("bottle exec: missing command after --");
   return { argv, opts };
+}
+
+/** Claude Code's interactive session cannot run without a terminal (it asks for --print then). */
+export function needsTerminal(program: readonly string[]): boolean {
+  return program[0] === "claude" && !program.some((a) => a === "-p" || a === "--print");
 }

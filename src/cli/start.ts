@@ -8,8 +8,10 @@ import { planFor } from "./planning.ts";
 import { SilentExit, UserError } from "../errors.ts";
 import { afterDashes, agentAndPrompt } from "./prompt_args.ts";
 import { headlessPlan } from "../plan/headless.ts";
+import { needsTerminal } from "./exec.ts";
 import { throwIfCancelled } from "../proc/signals.ts";
 import type { Plan } from "../plan/plan_types.ts";
+import { stderrProgress } from "./progress_line.ts";
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -82,6 +84,14 @@ export async function startBottle(
   const planned = await planFor(ctx, configOf(program, opts), agentName, opts);
   const { agent } = planned;
   const plan = how.session ? how.session(planned.plan) : planned.plan;
+  // Claude Code's own session needs a terminal; without one it fails with its own words.
+  if (plan.agent.session === "terminal" && !how.detach && !ctx.stdinIsTerminal) {
+    if (needsTerminal(plan.agent.program)) {
+      throw new UserError(
+        "bottle start: Claude Code needs a terminal, and stdin is none (without one: bottle run -- PROMPT, or bottle start --detach -- PROMPT)",
+      );
+    }
+  }
   for (const w of plan.warnings) ctx.err(`bottle: warning: ${w}`);
   const buildCaPem = await readBuildCas(
     buildCaFiles(opts.buildCa, agent.buildCaCerts, ctx.env),
@@ -96,9 +106,10 @@ export async function startBottle(
       buildCaPem,
       env: ctx.env,
       cacheDir: ctx.dirs.cache,
+      stateDir: ctx.dirs.state,
       tty: ctx.stdinIsTerminal,
       signal: ctx.signal,
-      progress: (m) => ctx.err(`bottle: ${m}`),
+      progress: stderrProgress(ctx),
     },
     engines.docker,
     runtimeFor(engines, plan.bottle.backend),

@@ -48,6 +48,16 @@ Deno.test("cli: plan claude --json works with no agent file", async () => {
   assert.ok(!r.stdout.includes("sk-real-secret-value"), "secret value leaked into plan output");
 });
 
+Deno.test("cli: start without a terminal says so before anything starts", async () => {
+  // A docker that is not there: nothing may get as far as the engine.
+  const env = { DOCKER_HOST: "unix:///nonexistent/docker.sock" };
+  const r = await cli(["start"], { env });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /bottle start: Claude Code needs a terminal, and stdin is none/);
+  assert.match(r.stderr, /bottle run -- PROMPT/);
+  assert.doesNotMatch(r.stderr, /starting claude-/);
+});
+
 Deno.test("cli: plan says what a start makes in a few lines; --full is the whole plan", async () => {
   const env = { ANTHROPIC_API_KEY: "sk-real-secret-value" };
   const r = await cli(["plan", "claude", "--name", "t1"], { env });

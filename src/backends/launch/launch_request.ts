@@ -12,6 +12,8 @@ export interface LaunchRequest {
   /** The invocation's environment (secrets by env var are read from it). */
   env: Record<string, string | undefined>;
   cacheDir: string;
+  /** bottle's state dir (the build logs are kept there). */
+  stateDir?: string;
   /** Whether this terminal is one (an interactive session gets a TTY). */
   tty: boolean;
   signal: AbortSignal;

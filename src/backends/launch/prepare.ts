@@ -34,7 +34,12 @@ export async function checkLaunch(req: LaunchRequest, docker: DockerCli): Promis
 
 export async function prepareLaunch(req: LaunchRequest, docker: DockerCli): Promise<Prepared> {
   const { plan, signal } = req;
-  const inputs = { buildCaPem: req.buildCaPem, env: req.env, cacheDir: req.cacheDir };
+  const inputs = {
+    buildCaPem: req.buildCaPem,
+    env: req.env,
+    cacheDir: req.cacheDir,
+    ...(req.stateDir ? { stateDir: req.stateDir } : {}),
+  };
   const buildOpts = { progress: req.progress, signal };
   const [secretEnv, built] = await Promise.all([
     resolveRouteSecrets(plan, req.env, req.agent.baseDir),

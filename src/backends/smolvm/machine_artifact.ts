@@ -6,6 +6,8 @@
  * in-process registry on loopback for the length of the pack, no registry
  * container and no push. Where pack fails, the VM is created from the same
  * archive on stdin (`machine create --image -`, smolvm >= 1.1.0) instead.
+ * Each step (save, pack) is a progress status, so a terminal shows the step
+ * and its elapsed time on one line.
  */
 import { join } from "node:path";
 import type { DockerCli } from "../../engine/docker_cli.ts";
@@ -13,6 +15,7 @@ import type { SmolvmCli } from "./smolvm_cli.ts";
 import { serveRegistry } from "../../registry/registry_server.ts";
 import { pathExists } from "../../state/path_exists.ts";
 import { CommandError } from "../../proc/runner.ts";
+import { formatElapsed, type Progress } from "../../build/build_image.ts";
 
 export type MachineSource =
   /** A cached or freshly packed `.smolmachine` (`machine create --from`). */
@@ -22,7 +25,7 @@ export type MachineSource =
 
 export interface ArtifactOptions {
   cacheDir: string;
-  progress(message: string): void;
+  progress: Progress;
   signal: AbortSignal;
 }
 
@@ -51,25 +54,31 @@ export async function machineSource(
   }
 
   const archive = join(dir, `${key}.tar`);
-  opts.progress(`saving ${image} for smolvm`);
-  await docker.run(["save", "--output", archive, image], { signal: opts.signal });
+  const started = performance.now();
+  const took = () => formatElapsed(performance.now() - started);
+  opts.progress(`saving ${image} for smolvm`, { transient: true });
+  try {
+    await docker.run(["save", "--output", archive, image], { signal: opts.signal });
+  } catch (err) {
+    opts.progress(`saving ${image} failed after ${took()}`);
+    await Deno.remove(archive).catch(() => {});
+    throw err;
+  }
   try {
     await using registry = await serveRegistry({
       archives: [{ path: archive, refs: { [`${SERVED_REPO}:${key}`]: image } }],
     });
-    opts.progress(`packing ${registry.ref(SERVED_REPO, key)} into a .smolmachine`);
-    const packed = await smolvm.packCreate({
-      image: registry.ref(SERVED_REPO, key),
-      output: stub,
-      signal: opts.signal,
-    });
+    const ref = registry.ref(SERVED_REPO, key);
+    opts.progress(`packing ${ref} into a .smolmachine`, { transient: true });
+    const packed = await smolvm.packCreate({ image: ref, output: stub, signal: opts.signal });
     // pack also writes a self-contained executable at STUB; only the .smolmachine is used.
     await Deno.remove(stub).catch(() => {});
     await Deno.remove(archive);
-    opts.progress(`packed ${packed}`);
+    opts.progress(`packed ${packed} in ${took()}`);
     return { kind: "smolmachine", path: packed, cached: false };
   } catch (err) {
     if (opts.signal.aborted || !(err instanceof CommandError)) {
+      opts.progress(`making ${image} a .smolmachine failed after ${took()}`);
       await Deno.remove(archive).catch(() => {});
       throw err;
     }
