@@ -50,8 +50,11 @@ async function withAlternatesLock<T>(gitDir: string, f: () => Promise<T>): Promi
     } catch (err) {
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       // A holder killed mid-way leaves its lock: after a minute it is stale.
-      const age = Date.now() - ((await Deno.stat(lock).catch(() => null))?.mtime?.getTime() ?? 0);
-      if (age > 60_000) await Deno.remove(lock).catch(() => {});
+      // A lock gone by now is no stale one (another waiter may already hold a new one).
+      const since = (await Deno.stat(lock).catch(() => null))?.mtime?.getTime();
+      if (since !== undefined && Date.now() - since > 60_000) {
+        await Deno.remove(lock).catch(() => {});
+      }
       if (i > 1000) throw new Error(`${lock} stays locked`);
       await new Promise((r) => setTimeout(r, 20));
     }
