@@ -36,16 +36,43 @@ export function ensureAgentImage(
   buildOpts: BuildOptions,
 ): Promise<string> {
   const opts = withLogDir(inputs, buildOpts);
-  const builtin = image.source === "builtin";
-  const contextDir = builtin ? join(IMAGES_DIR, "agent") : image.context!;
-  return ensureImage(docker, {
-    what: "agent image",
-    repository: image.repository,
-    contextDir,
-    dockerfile: builtin ? join(contextDir, "Dockerfile") : image.dockerfile!,
-    buildArgs: image.buildArgs,
-    volatileBuildArgs: caArgs(inputs.buildCaPem),
-  }, opts);
+  if (image.source !== "builtin") {
+    return ensureImage(docker, {
+      what: "agent image",
+      repository: image.repository,
+      contextDir: image.context!,
+      dockerfile: image.dockerfile!,
+      buildArgs: image.buildArgs,
+      volatileBuildArgs: caArgs(inputs.buildCaPem),
+    }, opts);
+  }
+  return withOwnContext("agent", (contextDir) =>
+    ensureImage(docker, {
+      what: "agent image",
+      repository: image.repository,
+      contextDir,
+      dockerfile: join(contextDir, "Dockerfile"),
+      buildArgs: image.buildArgs,
+      volatileBuildArgs: caArgs(inputs.buildCaPem),
+    }, opts));
+}
+
+/**
+ * One of bottle's own build contexts (`images/<name>`), copied to a real
+ * temporary dir for the build: in the compiled binary `images/` is in its
+ * embedded file system, which bottle reads but the docker CLI cannot.
+ */
+async function withOwnContext<T>(name: string, build: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: `bottle-${name}-context-` });
+  try {
+    for await (const e of Deno.readDir(join(IMAGES_DIR, name))) {
+      if (!e.isFile) throw new Error(`Unexpected ${e.name} in bottle's ${name} build context`);
+      await Deno.writeFile(join(dir, e.name), await Deno.readFile(join(IMAGES_DIR, name, e.name)));
+    }
+    return await build(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 export async function ensureBundleImage(
@@ -101,14 +128,14 @@ export function ensureAgentRunImage(
   built: { agent: string; bundle: string },
   opts: BuildOptions,
 ): Promise<string> {
-  const contextDir = join(IMAGES_DIR, "agent-run");
-  return ensureImage(docker, {
-    what: "agent run image",
-    repository: image.repository,
-    contextDir,
-    dockerfile: join(contextDir, "Dockerfile"),
-    buildArgs: { AGENT_IMAGE: built.agent, BUNDLE_IMAGE: built.bundle },
-  }, opts);
+  return withOwnContext("agent-run", (contextDir) =>
+    ensureImage(docker, {
+      what: "agent run image",
+      repository: image.repository,
+      contextDir,
+      dockerfile: join(contextDir, "Dockerfile"),
+      buildArgs: { AGENT_IMAGE: built.agent, BUNDLE_IMAGE: built.bundle },
+    }, opts));
 }
 
 /**
