@@ -597,7 +597,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: `release.ts: the compiled binary runs \`bottle version\`${
+  name: `release.ts: the compiled binary runs \`bottle version\`, \`plan\` and \`build\`${
     COMPILE_PROBLEM ? ` (skipped: no denort for the host: ${COMPILE_PROBLEM})` : ""
   }`,
   ignore: COMPILE_PROBLEM !== undefined,
@@ -605,7 +605,30 @@ Deno.test({
     await using out = await tempDir();
     const r = await release(out.path, {}, ["--target", HOST_TARGET!]);
     assert.equal(r.code, 0, r.stderr);
-    const v = await run([join(out.path, `bottle-${HOST_PLATFORM}`), "version"]);
+    const bin = join(out.path, `bottle-${HOST_PLATFORM}`);
+    const v = await run([bin, "version"]);
     assert.match(v.stdout, new RegExp(`^bottle ${VERSION.replaceAll(".", "\\.")} \\(deno `));
+    // Everything it needs at run time is in it: the plan, and the builds from its embedded contexts.
+    const home = await Deno.makeTempDir({ prefix: "bottle-bin-home-" });
+    try {
+      const env = { HOME: home, NO_COLOR: "1" };
+      const plan = await run([bin, "plan", "claude", "--json"], { env, cwd: home });
+      assert.equal(JSON.parse(plan.stdout).schema, "bottle.plan/v2");
+      const build = await run([bin, "build", "claude"], {
+        env: {
+          ...env,
+          ...(Deno.env.get("BOTTLE_PIPELOCK_IMAGE")
+            ? { BOTTLE_PIPELOCK_IMAGE: Deno.env.get("BOTTLE_PIPELOCK_IMAGE")! }
+            : {}),
+        },
+        cwd: home,
+        check: false,
+        timeoutMs: 900_000,
+      });
+      assert.equal(build.code, 0, build.stderr);
+      assert.equal(build.stdout.trim().split("\n").length, 3, build.stdout);
+    } finally {
+      await Deno.remove(home, { recursive: true });
+    }
   },
 });
