@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { pipelockStandin } from "../helpers/bottle_env.ts";
 import { createHash } from "node:crypto";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -617,8 +618,9 @@ Deno.test({
       const build = await run([bin, "build", "claude"], {
         env: {
           ...env,
-          ...(Deno.env.get("BOTTLE_PIPELOCK_IMAGE")
-            ? { BOTTLE_PIPELOCK_IMAGE: Deno.env.get("BOTTLE_PIPELOCK_IMAGE")! }
+          BOTTLE_PIPELOCK_IMAGE: await pipelockStandin(),
+          ...(Deno.env.get("BOTTLE_BUILD_CA_CERTS")
+            ? { BOTTLE_BUILD_CA_CERTS: Deno.env.get("BOTTLE_BUILD_CA_CERTS")! }
             : {}),
         },
         cwd: home,
