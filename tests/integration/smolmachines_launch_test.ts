@@ -214,7 +214,7 @@ Deno.test("smolmachines: launch, reuse the packed image, stop, and teardown on S
     });
 
     await t.step("a smolvm that cannot enforce the egress policy is refused", async () => {
-      const r = await bottle(["start", "vmprobe", "--name", "old"], {
+      const r = await bottle(["start", "vmprobe", "--detach", "--name", "old"], {
         ...be.env,
         FAKE_SMOLVM_VERSION: "0.8.0",
       }, { cwd });
