@@ -6,7 +6,13 @@
  */
 import { redact } from "../proc/secrets.ts";
 
-export type Decision = "routed" | "tunneled" | "denied" | "error";
+/**
+ * routed: a credential route; tunneled: TLS passed through untouched;
+ * forwarded: plain http passed on; denied: the bottle's policy refused it
+ * (egress's allowlist, or pipelock's 4xx); error: the upstream or the
+ * connection failed (pipelock's 5xx included).
+ */
+export type Decision = "routed" | "tunneled" | "forwarded" | "denied" | "error";
 
 export interface AuditEntry {
   method: string;

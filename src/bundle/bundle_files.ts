@@ -96,6 +96,8 @@ export async function makeBundleFiles(
     caKeyFile: inBundle("egress-ca-key.pem"),
     upstreamCaFiles: [inBundle("pipelock-ca.pem"), ...upstreamNames.map(inBundle)],
     proxyAuth: { tokenEnv: plan.bundle.proxyAuth.tokenEnv },
+    // The same list pipelock gets (an agent allowed nowhere: nothing).
+    allowlist: plan.bundle.allowlist,
     routes: plan.bundle.routes.map((r) => ({
       host: r.host,
       header: r.header,

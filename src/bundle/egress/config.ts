@@ -58,6 +58,12 @@ export const EgressConfigSchema = z.strictObject({
    */
   routesProxy: ProxyUrl.optional(),
   auditLog: z.string().min(1),
+  /**
+   * The hosts the bottle may reach (exact names and `*.suffix`), as pipelock
+   * has them: egress refuses the rest itself, so its log tells a policy
+   * denial from an upstream failure. Absent: pipelock alone decides.
+   */
+  allowlist: z.array(z.string().min(1)).optional(),
   /** The egress CA (PEM) that signs the leaves the agent sees on routed hosts. */
   caCertFile: z.string().min(1),
   caKeyFile: z.string().min(1),

@@ -14,6 +14,7 @@ import {
   tryWrite,
 } from "./context.ts";
 import { refusalResponse } from "./exchange.ts";
+import { hostAllowed, refusalDecision } from "./allowlist.ts";
 import type { RequestHead } from "./http1.ts";
 import { matchRoute } from "./routes.ts";
 import { CONNECT_OK, serveRouted } from "./routed.ts";
@@ -44,6 +45,22 @@ export async function handleConnect(
     });
     return;
   }
+  if (ctx.allowlist && !hostAllowed(ctx.allowlist, target.host)) {
+    const bytes = simpleResponse(403, "egress: this host is not in the bottle's allowlist\n", {
+      close: true,
+    });
+    await tryWrite(agent, bytes);
+    ctx.audit.write({
+      method: "CONNECT",
+      host: auditHost(target, 443),
+      status: 403,
+      bytes_up: 0,
+      bytes_down: bytes.length,
+      decision: "denied",
+      reason: "not in the allowlist",
+    });
+    return;
+  }
   const route = matchRoute(ctx.routes, target.host, target.port);
   if (route) {
     await serveRouted(ctx, agent, nodeWire, target, route);
@@ -65,7 +82,7 @@ export async function handleConnect(
       status: refused ? err.head.status : 502,
       bytes_up: 0,
       bytes_down: bytes.length,
-      decision: refused ? "denied" : "error",
+      decision: refused ? refusalDecision(err.head.status) : "error",
       reason: errorMessage(err),
     });
     return;

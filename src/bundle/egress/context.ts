@@ -29,6 +29,8 @@ export interface EgressContext {
   log(message: string): void;
   /** How long a connection may sit idle between requests. */
   idleTimeoutMs: number;
+  /** Hosts the bottle may reach; undefined: pipelock alone decides. */
+  allowlist?: string[];
   /** The proxy credential requests must carry; undefined: none asked (tests, old configs). */
   proxyToken?: string;
   /** Called once a request to egress itself (the health probe) has its answer. */

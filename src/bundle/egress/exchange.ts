@@ -6,11 +6,12 @@
  * Connections are reused across requests; a reused upstream that turns out
  * to be closed is retried once when the request had no body to replay.
  */
-import type { BufferedWire } from "./buffered.ts";
+import { type BufferedWire, LimitExceededError } from "./buffered.ts";
 import { errorMessage, simpleResponse, tryWrite } from "./context.ts";
 import {
   copyBody,
   type Framing,
+  HttpError,
   keepsAlive,
   MAX_HEAD_BYTES,
   parseResponseHead,
@@ -19,6 +20,7 @@ import {
 } from "./http1.ts";
 import { pipeBoth } from "./tunnel.ts";
 import { ProxyRefusedError } from "./upstream.ts";
+import { refusalDecision } from "./allowlist.ts";
 
 export interface ExchangeRequest {
   /** The request head as it goes upstream. */
@@ -89,7 +91,12 @@ export async function exchange(
         reused = false;
       } catch (err) {
         if (err instanceof ProxyRefusedError) {
-          return await fail(err.head.status, "denied", err.message, refusalResponse(err));
+          return await fail(
+            err.head.status,
+            refusalDecision(err.head.status),
+            err.message,
+            refusalResponse(err),
+          );
         }
         return await fail(502, "error", errorMessage(err));
       }
@@ -108,17 +115,19 @@ export async function exchange(
       return await fail(502, "error", `Cannot send request upstream: ${errorMessage(err)}`);
     }
     bytesUp = req.head.length;
-    const bodyPump = bodyDone ? Promise.resolve() : copyBody(agent, upstream, req.framing).then(
-      (n) => {
-        bytesUp += n;
-        bodyDone = true;
-      },
-      (err) => {
-        bodyError = err;
-        // Unblock the response read: the request can no longer complete.
-        upstream.close();
-      },
-    );
+    const bodyPump = bodyDone
+      ? Promise.resolve()
+      : copyBody(agent, upstream, req.framing, true).then(
+        (n) => {
+          bytesUp += n;
+          bodyDone = true;
+        },
+        (err) => {
+          bodyError = err;
+          // Unblock the response read: the request can no longer complete.
+          upstream.close();
+        },
+      );
 
     let head: ResponseHead;
     try {
@@ -147,7 +156,10 @@ export async function exchange(
       const reason = bodyError
         ? `Request body failed: ${errorMessage(bodyError)}`
         : errorMessage(err);
-      const result = await fail(502, "error", reason);
+      // A body the agent framed wrong is the agent's fault (400), not the upstream's.
+      const refused = bodyError instanceof HttpError || bodyError instanceof LimitExceededError;
+      const status = bodyError instanceof HttpError ? bodyError.status : refused ? 400 : 502;
+      const result = await fail(status, refused ? "denied" : "error", reason);
       // The body pump may be waiting on the agent: end it with the connection.
       if (!bodyDone) agent.close();
       await bodyPump;

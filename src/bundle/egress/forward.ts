@@ -14,6 +14,7 @@ import {
 import { exchange } from "./exchange.ts";
 import { stripProxyHeaders } from "./headers.ts";
 import {
+  type Headers1,
   HttpError,
   keepsAlive,
   requestFraming,
@@ -22,6 +23,7 @@ import {
 } from "./http1.ts";
 import { isRoutedName } from "./routes.ts";
 import { dialProxy } from "./upstream.ts";
+import { hostAllowed } from "./allowlist.ts";
 
 /**
  * Absolute-form `http://` requests: passed to the upstream proxy as they are,
@@ -49,6 +51,9 @@ export class PlainForwarder {
       return await this.#deny(req.method, req.target, 400, "Only http:// URLs or CONNECT", false);
     }
     const host = auditHost(authority, 80);
+    if (ctx.allowlist && !hostAllowed(ctx.allowlist, authority.host)) {
+      return await this.#deny(req.method, host, 403, "not in the allowlist", false);
+    }
     if (isRoutedName(ctx.routes, authority.host)) {
       // A credential is only ever injected into TLS, never sent in clear.
       return await this.#deny(req.method, host, 403, "Credential route hosts need https", false);
@@ -60,7 +65,12 @@ export class PlainForwarder {
       const status = err instanceof HttpError ? err.status : 400;
       return await this.#deny(req.method, host, status, errorMessage(err), false);
     }
-    const head = serializeRequestHead({ ...req, headers: stripProxyHeaders(req.headers) });
+    // The URL names the server; a Host that says otherwise is replaced (RFC 9112 §3.2.2).
+    const headers: Headers1 = [
+      ["Host", url.host],
+      ...stripProxyHeaders(req.headers).filter(([n]) => n.toLowerCase() !== "host"),
+    ];
+    const head = serializeRequestHead({ ...req, headers });
     const result = await exchange(
       this.agent,
       { head, method: req.method, framing, agentKeepAlive: keepsAlive(req.version, req.headers) },
@@ -74,8 +84,8 @@ export class PlainForwarder {
       status: result.status,
       bytes_up: result.bytesUp,
       bytes_down: result.bytesDown,
-      decision: result.failure?.decision ?? "tunneled",
-      reason: result.failure?.reason ?? "plain http forwarded to upstream proxy",
+      decision: result.failure?.decision ?? "forwarded",
+      reason: result.failure?.reason ?? "plain http, through pipelock",
     });
     return result.keepAgent;
   }

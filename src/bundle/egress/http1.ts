@@ -115,12 +115,22 @@ export function getHeader(headers: Headers1, name: string): string | undefined {
   return headers.find(([n]) => n.toLowerCase() === lower)?.[1];
 }
 
+/**
+ * Strips optional whitespace (RFC 9110 §5.6.3: SP and HTAB) and nothing else:
+ * `String.prototype.trim` also strips \v, \f and U+00A0, so egress would read
+ * `Transfer-Encoding: \vchunked` as chunked and forward the value as it came,
+ * to a server that may frame the body otherwise (request smuggling).
+ */
+function trimOws(s: string): string {
+  return s.replace(/^[ \t]+|[ \t]+$/g, "");
+}
+
 /** Every comma-separated token of every `name` header, lower-cased. */
 export function headerTokens(headers: Headers1, name: string): string[] {
   const lower = name.toLowerCase();
   return headers.filter(([n]) => n.toLowerCase() === lower)
     .flatMap(([, v]) => v.split(","))
-    .map((t) => t.trim().toLowerCase())
+    .map((t) => trimOws(t).toLowerCase())
     .filter((t) => t !== "");
 }
 
@@ -143,7 +153,7 @@ function framingFromHeaders(headers: Headers1, status: number): Framing | undefi
     return { kind: "chunked" };
   }
   if (cls.length > 0) {
-    const values = new Set(cls.flatMap((v) => v.split(",")).map((v) => v.trim()));
+    const values = new Set(cls.flatMap((v) => v.split(",")).map(trimOws));
     const [only] = values;
     if (values.size !== 1 || only === undefined || !/^\d{1,15}$/.test(only)) {
       throw new HttpError(status, `Invalid Content-Length "${cls.join(", ")}"`);
@@ -188,9 +198,17 @@ export function keepsAlive(version: string, headers: Headers1): boolean {
 /**
  * Moves one message body from `from` to `to` as it arrives, keeping chunked
  * encoding as is (sizes, extensions, trailers) so nothing is re-framed.
+ * With `crlfOnly` (request bodies, which go on to a server) every chunk line
+ * must end in CRLF (RFC 9112 §7.1): the lines go on as they came, and a bare
+ * LF that egress took for a line end the server may not (request smuggling).
  * Returns the bytes written.
  */
-export async function copyBody(from: BufferedWire, to: Wire, framing: Framing): Promise<number> {
+export async function copyBody(
+  from: BufferedWire,
+  to: Wire,
+  framing: Framing,
+  crlfOnly = false,
+): Promise<number> {
   switch (framing.kind) {
     case "none":
       return 0;
@@ -199,9 +217,12 @@ export async function copyBody(from: BufferedWire, to: Wire, framing: Framing): 
     case "close":
       return await from.copyTo(to, Infinity);
     case "chunked":
-      return await copyChunked(from, to);
+      return await copyChunked(from, to, crlfOnly);
   }
 }
+
+const CHUNK_SIZE_LINE = /^([0-9a-fA-F]{1,15})[ \t]*(;[^\r\n]*)?\r?\n$/;
+const CHUNK_SIZE_LINE_CRLF = /^([0-9a-fA-F]{1,15})[ \t]*(;[^\r\n]*)?\r\n$/;
 
 async function copyExact(from: BufferedWire, to: Wire, length: number): Promise<number> {
   const n = await from.copyTo(to, length);
@@ -211,11 +232,12 @@ async function copyExact(from: BufferedWire, to: Wire, length: number): Promise<
   return length;
 }
 
-async function copyChunked(from: BufferedWire, to: Wire): Promise<number> {
+async function copyChunked(from: BufferedWire, to: Wire, crlfOnly: boolean): Promise<number> {
+  const sizeLine = crlfOnly ? CHUNK_SIZE_LINE_CRLF : CHUNK_SIZE_LINE;
   let n = 0;
   for (;;) {
     const line = await from.readLine(MAX_LINE_BYTES);
-    const m = /^([0-9a-fA-F]{1,15})[ \t]*(;[^\r\n]*)?\r?\n$/.exec(bytesToBinary(line));
+    const m = sizeLine.exec(bytesToBinary(line));
     if (!m) throw new HttpError(400, "Malformed chunk size line");
     await to.write(line);
     n += line.length;
@@ -223,7 +245,7 @@ async function copyChunked(from: BufferedWire, to: Wire): Promise<number> {
     if (size === 0) break;
     n += await copyExact(from, to, size);
     const crlf = await from.readLine(MAX_LINE_BYTES);
-    if (crlf.length > 2 || crlf[crlf.length - 1] !== 0x0a) {
+    if (crlf.length > 2 || crlf[crlf.length - 1] !== 0x0a || (crlfOnly && crlf[0] !== 0x0d)) {
       throw new HttpError(400, "Missing CRLF after chunk data");
     }
     await to.write(crlf);
@@ -232,6 +254,9 @@ async function copyChunked(from: BufferedWire, to: Wire): Promise<number> {
   // Trailer section: header lines up to a blank line.
   for (;;) {
     const line = await from.readLine(MAX_LINE_BYTES);
+    if (crlfOnly && (line.length < 2 || line[line.length - 2] !== 0x0d)) {
+      throw new HttpError(400, "Trailer line does not end in CRLF");
+    }
     await to.write(line);
     n += line.length;
     if (line.length === 1 || (line.length === 2 && line[0] === 0x0d)) return n;

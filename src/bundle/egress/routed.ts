@@ -6,6 +6,7 @@
  * so a pipelock refusal reaches the agent as the CONNECT answer, as it would
  * for any other host.
  */
+import { refusalDecision } from "./allowlist.ts";
 import tls from "node:tls";
 import type { Socket } from "node:net";
 import { normalizeHost } from "../../tls/pem.ts";
@@ -67,7 +68,7 @@ export async function serveRouted(
     if (err instanceof ProxyRefusedError) {
       const bytes = refusalResponse(err);
       await tryWrite(agent, bytes);
-      audit(err.head.status, "denied", err.message, bytes.length);
+      audit(err.head.status, refusalDecision(err.head.status), err.message, bytes.length);
     } else {
       const bytes = simpleResponse(502, `egress: ${errorMessage(err)}\n`, { close: true });
       await tryWrite(agent, bytes);
@@ -107,6 +108,12 @@ export async function serveRouted(
   }
 }
 
+/**
+ * Settles when the agent's handshake completes or fails. An agent that ends
+ * or resets its side first can never finish it; Deno's TLSSocket reports that
+ * as "end" only (no "close" until destroyed), and without listening for it the
+ * agent socket and the upstream tunnel were held for the whole timeout.
+ */
 function waitSecure(socket: tls.TLSSocket): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => finish(new Error("timed out")), HANDSHAKE_TIMEOUT_MS);
@@ -115,6 +122,7 @@ function waitSecure(socket: tls.TLSSocket): Promise<void> {
       socket.off("secure", onSecure);
       socket.off("error", finish);
       socket.off("close", onClose);
+      socket.off("end", onClose);
       if (err) reject(err);
       else resolve();
     };
@@ -123,6 +131,7 @@ function waitSecure(socket: tls.TLSSocket): Promise<void> {
     socket.on("secure", onSecure);
     socket.on("error", finish);
     socket.on("close", onClose);
+    socket.on("end", onClose);
   });
 }
 

@@ -91,6 +91,7 @@ export async function startEgress(
     log: (m) => log(redact(m)),
     idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
     ...(proxyToken !== undefined ? { proxyToken } : {}),
+    ...(config.allowlist ? { allowlist: config.allowlist } : {}),
   };
 
   const sockets = new Set<net.Socket>();
@@ -308,7 +309,13 @@ async function answerOriginForm(agent: BufferedWire, req: RequestHead): Promise<
   const keep = keepsAlive(req.version, req.headers);
   const isHealth = (req.method === "GET" || req.method === "HEAD") &&
     req.target.split("?")[0] === "/healthz";
-  if (isHealth && requestFraming(req).kind === "none") {
+  let bodyless = false;
+  try {
+    bodyless = requestFraming(req).kind === "none";
+  } catch {
+    // Framing that smuggles (Content-Length and Transfer-Encoding): the 400 below.
+  }
+  if (isHealth && bodyless) {
     await agent.write(simpleResponse(200, "ok\n", { close: !keep, head: req.method === "HEAD" }));
     return keep;
   }
