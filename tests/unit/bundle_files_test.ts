@@ -143,7 +143,7 @@ Deno.test("bundle files: an agent allowed nowhere still gets a valid strict pipe
   assert.match(files.get("pipelock.yaml")!, /api_allowlist:\n\s+- "nothing-allowed\.invalid"\n/);
 });
 
-Deno.test("bundle daemons: egress gets the route secrets and its token; the gate its identities only", () => {
+Deno.test("bundle daemons: egress gets the route secrets and its token; the gate its identities and the routes' values, not egress's token", () => {
   const plan = makePlan(
     {
       name: "claude",
@@ -181,7 +181,10 @@ Deno.test("bundle daemons: egress gets the route secrets and its token; the gate
     BOTTLE_ROUTE_0: "value-of-BOTTLE_ROUTE_0",
     BOTTLE_EGRESS_PROXY_TOKEN: "value-of-BOTTLE_EGRESS_PROXY_TOKEN",
   });
-  assert.deepEqual(got("git-gate"), { BOTTLE_GIT_IDENTITY_1: "value-of-BOTTLE_GIT_IDENTITY_1" });
+  assert.deepEqual(got("git-gate"), {
+    BOTTLE_ROUTE_0: "value-of-BOTTLE_ROUTE_0",
+    BOTTLE_GIT_IDENTITY_1: "value-of-BOTTLE_GIT_IDENTITY_1",
+  });
 });
 
 Deno.test("bundle init: egress started before the manifest arrives is the one the manifest asks for", async () => {

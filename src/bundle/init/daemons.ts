@@ -116,8 +116,9 @@ export function daemonSpecs(m: BundleManifest, self: SelfCommand): DaemonSpec[] 
         return {
           name,
           secretsOnStdin: true,
-          // The upstreams' identities and its own token; no route's credential, no proxy's.
-          secretPrefixes: [GATE_SECRET_PREFIX],
+          // The upstreams' identities and its own token, and the routes' values to scan
+          // pushes for (its secret scan refuses a push holding one); not egress's.
+          secretPrefixes: [GATE_SECRET_PREFIX, ROUTE_SECRET_PREFIX],
           // It runs git, which is not confined by Deno's permissions anyway.
           argv: [
             self.deno,
