@@ -13,21 +13,14 @@ import { DockerCli } from "../engine/docker_cli.ts";
 import {
   type DockerContext,
   type DockerInfo,
+  type EngineFinding,
   engineFindings,
-  type EngineKindId,
 } from "../engine/engine_kind.ts";
 import { ensureBundleImage, PIPELOCK_IMAGE_ENV } from "../build/bottle_images.ts";
 import { PIPELOCK_IMAGE } from "../bundle/pipelock/pipelock_release.ts";
 
-export interface Check {
-  name: string;
-  ok: boolean;
-  required: boolean;
-  detail: string;
-  fix?: string;
-  /** The "engine kind" check names the kind it found. */
-  kind?: EngineKindId;
-}
+/** One line of `bottle doctor` (the engine's findings have the same shape). */
+export type Check = EngineFinding;
 
 /** The bundle image's repository: its tags are `bottle/bundle:<context hash>`. */
 const BUNDLE_REPOSITORY = "bottle/bundle";

@@ -59,6 +59,7 @@ export interface EngineFinding {
   required: boolean;
   detail: string;
   fix?: string;
+  /** The "engine kind" finding names the kind it found. */
   kind?: EngineKindId;
 }
 
