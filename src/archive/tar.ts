@@ -67,7 +67,8 @@ function entryBlocks(e: TarEntryInput): Uint8Array[] {
     const rec = paxRecord("path", path);
     out.push(header({ name: "././@PaxHeader", size: rec.length, type: "x", mode: 0o644 }));
     out.push(padded(rec));
-    name = path.slice(0, 99);
+    // Readers take the pax path; the ustar name is a stand-in, ASCII so it fits in bytes.
+    name = path.replace(/[^\x20-\x7e]/g, "_").slice(0, 99);
   }
   out.push(header({
     name,

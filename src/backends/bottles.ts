@@ -121,9 +121,10 @@ export class Bottles {
       ? (await readRecord(bottleDir(this.stateRoot, name)))?.keptHome
       : undefined;
     if (keptHome && runtime && b.place && await runtime.state(b.place) === "running") {
-      await saveKeptHome(runtime, b.place, b.user, keptHome).catch((err: Error) =>
-        opts.say?.(`the agent's home of ${name} was not kept: ${err.message}`)
+      const said = await saveKeptHome(runtime, b.place, b.user, keptHome).catch((err: Error) =>
+        `not kept: ${err.message}`
       );
+      if (said.startsWith("not kept")) opts.say?.(`the agent's home of ${name} was ${said}`);
     }
     const others = b.containers.filter((c) => c !== b.place && c !== b.bundleContainer);
     // The agent goes while the audit log is copied out of the bundle; then

@@ -49,14 +49,20 @@ export function registerCleanup(program: Command, ctx: CliContext): void {
         }
       }
       if (opts.homes) {
+        // One dir per agent, one kept home per project in it.
         const dir = join(ctx.dirs.state, "homes");
         const names = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
         for (const e of names.sort((a, b) => a.name.localeCompare(b.name))) {
-          if (!e.isFile || !e.name.endsWith(".tar")) continue;
-          if (!opts.dryRun) await Deno.remove(join(dir, e.name));
-          ctx.out(
-            `${opts.dryRun ? "would remove" : "removed"} the kept home of ${e.name.slice(0, -4)}`,
-          );
+          if (!e.isDirectory) continue;
+          try {
+            if (!opts.dryRun) await Deno.remove(join(dir, e.name), { recursive: true });
+            ctx.out(`${opts.dryRun ? "would remove" : "removed"} the kept homes of ${e.name}`);
+          } catch (err) {
+            failed++;
+            ctx.err(
+              `bottle: could not remove the kept homes of ${e.name}: ${(err as Error).message}`,
+            );
+          }
         }
       }
       if (opts.cache) {

@@ -4,6 +4,7 @@
  * unique suffix, so the same inputs always give the same plan. Every policy
  * decision of a launch is made here; the runtimes only carry it out.
  */
+import { createHash } from "node:crypto";
 import { isAbsolute, join, resolve } from "node:path";
 import type { LoadedAgent } from "../config/discover.ts";
 import type { AgentDefinition, WorkspaceMode } from "../config/schema.ts";
@@ -450,7 +451,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       ...(isClaude
         ? {
           keptHome: {
-            hostFile: join(facts.stateRoot, "homes", `${agent.name}.tar`),
+            hostFile: keptHomeFile(facts, agent.name),
             restore: !facts.freshHome,
           },
         }
@@ -709,6 +710,17 @@ function supervisePlan(
 
 /** The env var of the bundle that holds the supervise daemon's token, where it needs one. */
 export const SUPERVISE_TOKEN_ENV = "BOTTLE_SUPERVISE_TOKEN";
+
+/**
+ * Where an agent's home is kept for one project (the repository, else the
+ * directory it starts in): one project's history never goes into
+ * another's bottle, every one of which calls its directory /workspace.
+ */
+export function keptHomeFile(facts: Pick<HostFacts, "stateRoot" | "repo" | "cwd">, agent: string) {
+  const project = facts.repo?.root ?? facts.cwd ?? "";
+  const key = createHash("sha256").update(project).digest("hex").slice(0, 16);
+  return join(facts.stateRoot, "homes", agent, `${key}.tar`);
+}
 
 /** The env var of the bundle that holds egress's proxy credential. */
 export const EGRESS_PROXY_TOKEN_ENV = `${EGRESS_SECRET_PREFIX}PROXY_TOKEN`;

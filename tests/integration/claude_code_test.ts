@@ -197,6 +197,14 @@ Deno.test("claude code: the real agent works through a docker bottle (API key)",
   }
 });
 
+/** The one kept home of an agent (the test has one project). */
+async function keptHomeOf(stateRoot: string, agent: string): Promise<string> {
+  const dir = `${stateRoot}/homes/${agent}`;
+  const files = [...Deno.readDirSync(dir)].map((e) => e.name);
+  assert.equal(files.length, 1, files.join(" "));
+  return `${dir}/${files[0]}`;
+}
+
 Deno.test("claude code: bottle run with an OAuth token, and claude's exit code", async (t) => {
   const token = `sk-ant-oat01-${crypto.randomUUID()}-real`;
   const { api, env } = await bridgedApi();
@@ -233,7 +241,7 @@ Deno.test("claude code: bottle run with an OAuth token, and claude's exit code",
     assert.ok(prompt.includes("who runs this?"), "the prompt did not reach the model");
     assert.deepEqual(await labelled(`${L.BOTTLE_ID}=cc-r1`), NOTHING);
     // What Claude Code wrote in its home is kept for the next bottle of this agent, without the token.
-    const kept = await Deno.readFile(`${be.stateRoot}/homes/cc.tar`);
+    const kept = await Deno.readFile(await keptHomeOf(be.stateRoot, "cc"));
     const files = readTarFiles(kept);
     const config = JSON.parse(new TextDecoder().decode(files.get(".claude.json")));
     assert.ok(config.firstStartTime ?? config.userID ?? config.numStartups, JSON.stringify(config));
@@ -248,7 +256,9 @@ Deno.test("claude code: bottle run with an OAuth token, and claude's exit code",
     async () => {
       const before = JSON.parse(
         new TextDecoder().decode(
-          readTarFiles(await Deno.readFile(`${be.stateRoot}/homes/cc.tar`)).get(".claude.json"),
+          readTarFiles(await Deno.readFile(await keptHomeOf(be.stateRoot, "cc"))).get(
+            ".claude.json",
+          ),
         ),
       );
       api.push({ text: ["Again."] });
@@ -258,7 +268,9 @@ Deno.test("claude code: bottle run with an OAuth token, and claude's exit code",
       api.assertDone();
       const after = JSON.parse(
         new TextDecoder().decode(
-          readTarFiles(await Deno.readFile(`${be.stateRoot}/homes/cc.tar`)).get(".claude.json"),
+          readTarFiles(await Deno.readFile(await keptHomeOf(be.stateRoot, "cc"))).get(
+            ".claude.json",
+          ),
         ),
       );
       // The same Claude Code install, as far as its own state says: it was put back, not made anew.

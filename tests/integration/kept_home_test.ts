@@ -19,7 +19,13 @@ Deno.test("kept home: a second bottle of the agent has the first's Claude Code s
   const key = `sk-ant-api03-${crypto.randomUUID().replaceAll("-", "")}canaryAA`;
   await using be = await bottleEnv({ ANTHROPIC_API_KEY: key });
   const cwd = await projectWith(be, AGENT_FILE);
-  const kept = `${be.stateRoot}/homes/keeper.tar`;
+  // One kept home per agent and project: this project's is the only one there.
+  const keptIn = `${be.stateRoot}/homes/keeper`;
+  const keptFile = async () => {
+    const files = [...Deno.readDirSync(keptIn)].map((e) => e.name);
+    assert.equal(files.length, 1, files.join(" "));
+    return `${keptIn}/${files[0]}`;
+  };
   const agent = (n: string) => `bottle-keeper-${n}-agent`;
   try {
     await t.step(
@@ -29,23 +35,32 @@ Deno.test("kept home: a second bottle of the agent has the first's Claude Code s
         assert.equal(r.code, 0, r.stderr);
         const write = await inContainer(
           agent("h1"),
-          `mkdir -p ~/.claude && printf '%s' '{"hasCompletedOnboarding":true,"projects":{"/workspace":{"hasTrustDialogAccepted":true}}}' > ~/.claude.json && printf '{"theme":"dark"}' > ~/.claude/settings.json && printf 'login' > ~/.claude/.credentials.json && printf '%s' "$ANTHROPIC_API_KEY" > ~/.claude/seen-key`,
+          `mkdir -p ~/.claude/projects/-workspace && printf '%s' '{"hasCompletedOnboarding":true,"projects":{"/workspace":{"hasTrustDialogAccepted":true}}}' > ~/.claude.json && printf '{"theme":"dark","hooks":{"Stop":[]}}' > ~/.claude/settings.json && printf 'login' > ~/.claude/.credentials.json && printf '%s' "$ANTHROPIC_API_KEY" > ~/.claude/projects/-workspace/seen-key`,
         );
         assert.equal(write.code, 0, write.stderr);
-        assert.equal(await pathExists(kept), false);
+        assert.equal(await pathExists(keptIn), false);
         const stop = await bottle(["stop", "keeper-h1"], be.env);
         assert.equal(stop.code, 0, stop.stderr);
+        const kept = await keptFile();
         const files = readTarFiles(await Deno.readFile(kept));
         assert.deepEqual([...files.keys()].sort(), [
           ".claude.json",
-          ".claude/seen-key",
+          ".claude/projects/-workspace/seen-key",
           ".claude/settings.json",
         ]);
         const bytes = new TextDecoder().decode(await Deno.readFile(kept));
         // The bottle only ever saw a placeholder: the real key is in nothing kept.
         assert.ok(!bytes.includes(key), "the real API key is in the kept home");
-        assert.match(new TextDecoder().decode(files.get(".claude/seen-key")), /^sk-ant-api03-/);
+        assert.match(
+          new TextDecoder().decode(files.get(".claude/projects/-workspace/seen-key")),
+          /^sk-ant-api03-/,
+        );
         assert.equal((await Deno.stat(kept)).mode! & 0o777, 0o600);
+        // Settings come back as preferences only: the hook the session set is not kept.
+        assert.equal(
+          new TextDecoder().decode(files.get(".claude/settings.json")).trim(),
+          '{\n  "theme": "dark"\n}',
+        );
       },
     );
 
@@ -55,7 +70,7 @@ Deno.test("kept home: a second bottle of the agent has the first's Claude Code s
       const config = await inContainer(agent("h2"), "cat ~/.claude.json");
       assert.equal(JSON.parse(config.stdout).hasCompletedOnboarding, true, config.stderr);
       const settings = await inContainer(agent("h2"), "cat ~/.claude/settings.json");
-      assert.equal(settings.stdout, '{"theme":"dark"}');
+      assert.deepEqual(JSON.parse(settings.stdout), { theme: "dark" });
       const seen = await inContainer(agent("h2"), "ls -a ~/.claude");
       assert.ok(!seen.stdout.includes(".credentials.json"));
       const owner = await inContainer(
@@ -75,7 +90,7 @@ Deno.test("kept home: a second bottle of the agent has the first's Claude Code s
         "ls -a ~; test -e ~/.claude/settings.json && echo KEPT",
       );
       assert.ok(!seen.stdout.includes("KEPT"), seen.stdout);
-      assert.ok(await pathExists(kept));
+      assert.ok(await pathExists(await keptFile()));
     });
 
     await t.step("cleanup --homes removes it", async () => {
@@ -83,12 +98,12 @@ Deno.test("kept home: a second bottle of the agent has the first's Claude Code s
         assert.equal((await bottle(["stop", `keeper-${n}`], be.env)).code, 0);
       }
       const dry = await bottle(["cleanup", "--homes", "--dry-run"], be.env);
-      assert.match(dry.stdout, /would remove the kept home of keeper/);
-      assert.ok(await pathExists(kept));
+      assert.match(dry.stdout, /would remove the kept homes of keeper/);
+      assert.ok(await pathExists(keptIn));
       const c = await bottle(["cleanup", "--homes"], be.env);
       assert.equal(c.code, 0, c.stderr);
-      assert.match(c.stdout, /removed the kept home of keeper/);
-      assert.equal(await pathExists(kept), false);
+      assert.match(c.stdout, /removed the kept homes of keeper/);
+      assert.equal(await pathExists(keptIn), false);
     });
   } finally {
     for (const n of ["h1", "h2", "h3"]) await bottle(["stop", `keeper-${n}`], be.env);

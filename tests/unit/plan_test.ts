@@ -189,7 +189,7 @@ Deno.test("plan: the agent has no network and reaches the bundle only by its soc
   assert.deepEqual(agent.securityOpt, ["no-new-privileges"]);
   assert.equal(agent.user, "agent");
   assert.deepEqual(agent.resources, { cpus: 2, memory: "4g", pids: 512 });
-  // The proxy URLs carry the proxy credential, so they are in no plain env and come as bare -e NAME.
+  // The proxy URLs carry the proxy credential, so they are in no plain env and come in an env file.
   assert.equal(p.agent.env.HTTPS_PROXY, undefined);
   assert.deepEqual(p.agent.proxy, {
     url: "http://127.0.0.1:3128",

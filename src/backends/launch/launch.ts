@@ -193,7 +193,8 @@ async function launchSteps(
   if (kept) {
     stack.defer(async () => {
       try {
-        await saveKeptHome(runtime, place, plan.agent.user, kept.hostFile);
+        const said = await saveKeptHome(runtime, place, plan.agent.user, kept.hostFile);
+        if (said.startsWith("not kept")) req.progress(`the agent's home was ${said}`);
       } catch (err) {
         req.progress(`the agent's home was not kept: ${(err as Error).message}`);
       }
