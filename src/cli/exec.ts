@@ -68,15 +68,24 @@ export function splitExecArgs(
   args: string[],
   given: ExecOptions,
 ): { argv: string[]; opts: ExecOptions } {
-  const dash = args.indexOf("--");
-  const before = dash < 0 ? [] : args.slice(0, dash);
-  const argv = dash < 0 ? args : args.slice(dash + 1);
+  // Options are read while the words start with "-"; the first other word
+  // starts the command, whose own `--` is its own (git log -- FILE).
   const opts: ExecOptions = { ...given, env: { ...given.env } };
-  for (let i = 0; i < before.length; i++) {
-    const a = before[i]!;
+  let i = 0;
+  let argv: string[] | undefined;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      argv = args.slice(i + 1);
+      break;
+    }
+    if (!a.startsWith("-")) {
+      argv = args.slice(i);
+      break;
+    }
     const value = () => {
-      const v = before[++i];
-      if (v === undefined) throw new UserError(`bottle exec: ${a} needs a value`);
+      const v = args[++i];
+      if (v === undefined || v === "--") throw new UserError(`bottle exec: ${a} needs a value`);
       return v;
     };
     const [flag, inline] = a.startsWith("--") && a.includes("=")
@@ -94,7 +103,7 @@ export function splitExecArgs(
       );
     }
   }
-  if (argv.length === 0) throw new UserError("bottle exec: missing command after --");
+  if (!argv || argv.length === 0) throw new UserError("bottle exec: missing command after --");
   return { argv, opts };
 }
 

@@ -315,13 +315,19 @@ async function secretEnvFile(
     }
   }
   const dir = await Deno.makeTempDir({ prefix: "bottle-env-" });
-  await Deno.chmod(dir, 0o700);
   const path = `${dir}/env`;
-  // In a dir only this user can enter, created 0600 (the umask only narrows it).
-  await Deno.writeTextFile(path, entries.map(([k, v]) => `${k}=${v}\n`).join(""), {
-    mode: 0o600,
-    createNew: true,
-  });
+  try {
+    await Deno.chmod(dir, 0o700);
+    // In a dir only this user can enter, created 0600 (the umask only narrows it).
+    await Deno.writeTextFile(path, entries.map(([k, v]) => `${k}=${v}\n`).join(""), {
+      mode: 0o600,
+      createNew: true,
+    });
+  } catch (err) {
+    // A half-written file (a full disk) must not stay behind with the secret in it.
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  }
   return {
     args: ["--env-file", path],
     [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }).catch(() => {}),

@@ -61,3 +61,17 @@ Deno.test("plain forwarding strips only what was addressed to the proxy", () => 
     [["Authorization", "z"]],
   );
 });
+
+Deno.test("every route's header is dropped on every routed request: none goes on unscanned", () => {
+  // Route A injects X-Token, route B Authorization; the routes' pipelock exempts both names.
+  const out = rewriteRoutedHeaders(
+    [["Host", "b.example.com"], ["X-Token", "data the agent wants out"], ["Accept", "*/*"]],
+    { header: "authorization", template: "Bearer {value}" },
+    "b-secret",
+    ["X-Token", "authorization"],
+  );
+  assert.deepEqual(out, [["Host", "b.example.com"], ["Accept", "*/*"], [
+    "authorization",
+    "Bearer b-secret",
+  ]]);
+});

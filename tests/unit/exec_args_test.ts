@@ -18,6 +18,17 @@ Deno.test("exec: options between the bottle's name and -- are exec's, like docke
   assert.deepEqual(splitExecArgs(["--", "ls", "-u", "x"], none).argv, ["ls", "-u", "x"]);
   // Without --, the words are the command (pass-through keeps its options).
   assert.deepEqual(splitExecArgs(["ls", "-la"], none).argv, ["ls", "-la"]);
+  // The command's own -- is the command's.
+  assert.deepEqual(splitExecArgs(["git", "log", "--", "README.md"], none).argv, [
+    "git",
+    "log",
+    "--",
+    "README.md",
+  ]);
+  assert.deepEqual(splitExecArgs(["-u", "root", "git", "log", "--", "x"], none), {
+    argv: ["git", "log", "--", "x"],
+    opts: { user: "root", env: {} },
+  });
   // Given before the name (commander parsed them): kept, and added to.
   assert.deepEqual(
     splitExecArgs(["-e", "B=2", "--", "env"], { user: "agent", env: { A: "1" } }).opts,

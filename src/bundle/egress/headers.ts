@@ -28,13 +28,23 @@ export function credentialValue(template: string, secret: string): string {
   return template.split("{value}").join(secret);
 }
 
-/** `headers` with the agent's credentials removed and the route's credential set. */
+/**
+ * `headers` with the agent's credentials removed and the route's credential
+ * set. `injected` names every route's header: the routes' pipelock leaves
+ * all of them unscanned, so none may carry what the agent wrote, to any
+ * routed host.
+ */
 export function rewriteRoutedHeaders(
   headers: Headers1,
   route: CredentialRoute,
   secret: string,
+  injected: readonly string[] = [],
 ): Headers1 {
-  const drop = new Set([...CREDENTIAL_HEADERS, route.header.toLowerCase()]);
+  const drop = new Set([
+    ...CREDENTIAL_HEADERS,
+    route.header.toLowerCase(),
+    ...injected.map((h) => h.toLowerCase()),
+  ]);
   const out: Headers1 = [];
   for (const [name, value] of headers) {
     const lower = name.toLowerCase();

@@ -217,7 +217,12 @@ class RoutedSession {
       const status = err instanceof HttpError ? err.status : 400;
       return await this.#deny(req.method, path, status, errorMessage(err), false);
     }
-    const headers = rewriteRoutedHeaders(req.headers, this.route, this.route.secret);
+    const headers = rewriteRoutedHeaders(
+      req.headers,
+      this.route,
+      this.route.secret,
+      this.ctx.routes.map((r) => r.header),
+    );
     if (hostHeader === undefined) headers.unshift(["Host", this.host]);
     const head = serializeRequestHead({
       method: req.method,

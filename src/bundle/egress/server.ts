@@ -235,8 +235,10 @@ async function serveAgent(ctx: EgressContext, socket: net.Socket): Promise<void>
         }
         return;
       }
+      // Only requests to egress itself (origin-form: its health probe) need no credential.
+      const toOutside = req.method === "CONNECT" || !req.target.startsWith("/");
       if (
-        ctx.proxyToken !== undefined && !req.target.startsWith("/") &&
+        ctx.proxyToken !== undefined && toOutside &&
         !hasProxyCredential(req.headers, ctx.proxyToken)
       ) {
         if (!(await refuseUnauthenticated(ctx, agent, req))) return;
