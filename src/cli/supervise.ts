@@ -317,7 +317,7 @@ async function askEach(
   opts: { discard?: boolean } = {},
 ): Promise<void> {
   const input = lines ??= new Lines(Deno.stdin.readable);
-  if (opts.discard) input.discard();
+  if (opts.discard) await input.discard();
   const ask = async (question: string): Promise<string | null> => {
     await Deno.stdout.write(new TextEncoder().encode(`${question} `));
     return await input.next();
@@ -371,18 +371,41 @@ let lines: Lines | undefined;
 class Lines {
   #buf = "";
   #reader: ReadableStreamDefaultReader<string>;
+  /** A read under way, kept across calls so that nothing it brings is lost. */
+  #reading: Promise<ReadableStreamReadResult<string>> | undefined;
   constructor(stream: ReadableStream<Uint8Array>) {
     this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   }
-  /** Forgets what was read ahead and not yet asked for. */
-  discard(): void {
+  #read(): Promise<ReadableStreamReadResult<string>> {
+    return this.#reading ??= this.#reader.read();
+  }
+  /**
+   * Forgets what was typed before now: what was read ahead, and whatever
+   * the terminal already holds (it arrives within `quietMs`).
+   */
+  async discard(quietMs = 100): Promise<void> {
     this.#buf = "";
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const quiet = new Promise<"quiet">((r) => (timer = setTimeout(() => r("quiet"), quietMs)));
+      const got = await Promise.race([this.#read(), quiet]);
+      clearTimeout(timer);
+      if (got === "quiet") return;
+      this.#reading = undefined;
+      if (got.done) {
+        this.#reading = Promise.resolve(got); // the end stays the end
+        return;
+      }
+    }
   }
   /** The next line without its newline; null at the end of input. */
   async next(): Promise<string | null> {
     while (!this.#buf.includes("\n")) {
-      const { value, done } = await this.#reader.read();
+      const got = await this.#read();
+      this.#reading = undefined;
+      const { value, done } = got;
       if (done) {
+        this.#reading = Promise.resolve(got); // the end stays the end
         const rest = this.#buf;
         this.#buf = "";
         return rest === "" ? null : rest;

@@ -437,3 +437,48 @@ Deno.test("supervise daemon: on a terminal, bottle supervise asks about each req
     await s.stop();
   }
 });
+
+Deno.test("supervise daemon: with --follow on a terminal, what was typed before a request showed answers nothing", async () => {
+  const s = await setup();
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  const tty = new Deno.Command("script", {
+    args: ["-qec", `${Deno.execPath()} run -A ${main} supervise --follow`, "/dev/null"],
+    env: { HOME: s.home, XDG_STATE_HOME: `${s.home}/state`, NO_COLOR: "1" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = tty.stdin.getWriter();
+  const out = tty.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const until = async (what: RegExp) => {
+    while (!what.test(seen)) {
+      const { value, done } = await out.read();
+      if (done) throw new Error(`ended before ${what}: ${seen}`);
+      seen += value;
+    }
+  };
+  try {
+    // Typed ahead, while nothing is asked: an approval for whatever comes next.
+    await sleep(1500);
+    await w.write(new TextEncoder().encode("a\n\n"));
+    await sleep(500);
+    const c = await connect(s.url);
+    const call = c.callTool({ name: "request_approval", arguments: { action: "rm -rf build" } });
+    await until(/\[a\]pprove, \[d\]eny or \[s\]kip\?/);
+    await sleep(1500);
+    const still = await pending(s);
+    assert.deepEqual(still.body, { action: "rm -rf build" }, "the typed-ahead line answered it");
+    // Typed once it is on the screen: that is an answer.
+    await w.write(new TextEncoder().encode("d\nnot now\n"));
+    assert.equal(textOf(await call), "Denied by the human: not now");
+    await c.close();
+  } finally {
+    tty.kill("SIGTERM");
+    await w.close().catch(() => {});
+    await out.cancel().catch(() => {});
+    await tty.stderr.cancel().catch(() => {});
+    await tty.status;
+    await s.stop();
+  }
+});
