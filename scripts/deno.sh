@@ -13,7 +13,7 @@ if command -v deno >/dev/null 2>&1 && deno --version 2>/dev/null | head -n1 | gr
   exit 0
 fi
 
-cache=${BOTTLE_DENO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bottle/deno}
+cache=${BOTTLE_DENO_DIR:-${XDG_CACHE_HOME:-${HOME:?set HOME or BOTTLE_DENO_DIR}/.cache}/bottle/deno}
 dir="$cache/$DENO_VERSION"
 bin="$dir/deno"
 if [ -x "$bin" ] && "$bin" --version 2>/dev/null | head -n1 | grep -q "^deno $DENO_VERSION "; then
