@@ -200,7 +200,7 @@ Deno.test("claude code: the real agent works through a docker bottle (API key)",
 /** The one kept home of an agent (the test has one project). */
 async function keptHomeOf(stateRoot: string, agent: string): Promise<string> {
   const dir = `${stateRoot}/homes/${agent}`;
-  const files = [...Deno.readDirSync(dir)].map((e) => e.name);
+  const files = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
   assert.equal(files.length, 1, files.join(" "));
   return `${dir}/${files[0]}`;
 }

@@ -22,7 +22,7 @@ Deno.test("kept home: a second bottle of the agent has the first's Claude Code s
   // One kept home per agent and project: this project's is the only one there.
   const keptIn = `${be.stateRoot}/homes/keeper`;
   const keptFile = async () => {
-    const files = [...Deno.readDirSync(keptIn)].map((e) => e.name);
+    const files = (await Array.fromAsync(Deno.readDir(keptIn))).map((e) => e.name);
     assert.equal(files.length, 1, files.join(" "));
     return `${keptIn}/${files[0]}`;
   };
