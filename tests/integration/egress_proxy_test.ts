@@ -781,3 +781,16 @@ Deno.test("the log tells the bottle's policy from an upstream failing", async ()
   assert.equal(of("open.test.local:9")?.decision, "error");
   assert.equal(of("open.test.local:9")?.status, 502);
 });
+
+Deno.test("one proxy challenge per connection: a second request without the credential is closed on", async () => {
+  await using s = await startStack();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.egressPort });
+  const target = `api.test.local:${s.upstream.port}`;
+  const ask = `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`;
+  const reading = new Response(conn.readable).text();
+  await conn.write(new TextEncoder().encode(ask + ask + ask));
+  const raw = await reading; // ends: egress closed the connection
+  const answers = raw.match(/^HTTP\/1\.1 407 /gm) ?? [];
+  assert.equal(answers.length, 2, raw);
+  assert.match(raw, /Connection: close/);
+});

@@ -211,6 +211,7 @@ async function serveAgent(ctx: EgressContext, socket: net.Socket): Promise<void>
   const nodeWire = new NodeWire(socket);
   const agent = new BufferedWire(nodeWire);
   const forwarder = new PlainForwarder(ctx, agent);
+  let challenged = false;
   try {
     for (;;) {
       let req: RequestHead;
@@ -241,7 +242,9 @@ async function serveAgent(ctx: EgressContext, socket: net.Socket): Promise<void>
         ctx.proxyToken !== undefined && toOutside &&
         !hasProxyCredential(req.headers, ctx.proxyToken)
       ) {
-        if (!(await refuseUnauthenticated(ctx, agent, req))) return;
+        // One challenge per connection: a client that answers it wrongly is closed on.
+        if (!(await refuseUnauthenticated(ctx, agent, req, !challenged))) return;
+        challenged = true;
         continue;
       }
       if (req.method === "CONNECT") {
@@ -272,10 +275,11 @@ async function refuseUnauthenticated(
   ctx: EgressContext,
   agent: BufferedWire,
   req: RequestHead,
+  mayKeep: boolean,
 ): Promise<boolean> {
   let keep = false;
   try {
-    keep = keepsAlive(req.version, req.headers) && requestFraming(req).kind === "none";
+    keep = mayKeep && keepsAlive(req.version, req.headers) && requestFraming(req).kind === "none";
   } catch {
     keep = false;
   }
