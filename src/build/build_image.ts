@@ -84,6 +84,8 @@ export async function ensureImage(
   opts.progress(building, { transient: true });
   const args = [
     "build",
+    // The legacy builder keeps a failed step's container otherwise (BuildKit has none).
+    "--force-rm",
     "--tag",
     tag,
     "--file",

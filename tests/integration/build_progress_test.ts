@@ -40,8 +40,13 @@ Deno.test("build progress: a failed build names the image, shows its end and kee
       await Deno.utime(p, old, new Date(old.getTime() + i * 1000));
     }
 
+    const containers = async () =>
+      (await run(["docker", "ps", "-aq", "--no-trunc"])).stdout.split("\n").filter(Boolean);
+    const before = new Set(await containers());
     const r = await bottle(["build", "broken"], be.env, { cwd });
     assert.notEqual(r.code, 0, r.stderr);
+    // The failed step's container goes with the build (the legacy builder keeps it otherwise).
+    assert.deepEqual((await containers()).filter((c) => !before.has(c)), []);
     assert.ok(!r.stderr.includes("\r"), `no in-place line off a terminal:\n${r.stderr}`);
     assert.match(r.stderr, /^bottle: building agent image bottle\/agent-broken:[0-9a-f]{16}$/m);
     assert.match(r.stderr, /^bottle: building agent image: step \d+\/\d+: RUN sleep 2 && echo/m);
