@@ -45,6 +45,8 @@ interface Owned {
   bundleContainer?: string;
   networks: string[];
   volumes: string[];
+  /** Where the agent's home is kept at stop (from the record). */
+  keptHome?: string;
   hasState: boolean;
 }
 
@@ -117,14 +119,10 @@ export class Bottles {
     const { docker } = this.engines;
     const runtime = b.place ? runtimeFor(this.engines, b.backend) : undefined;
     // The agent's home is kept first, while its place still runs.
-    const keptHome = b.hasState
-      ? (await readRecord(bottleDir(this.stateRoot, name)))?.keptHome
-      : undefined;
-    if (keptHome && runtime && b.place && await runtime.state(b.place) === "running") {
-      const said = await saveKeptHome(runtime, b.place, b.user, keptHome).catch((err: Error) =>
-        `not kept: ${err.message}`
-      );
-      if (said.startsWith("not kept")) opts.say?.(`the agent's home of ${name} was ${said}`);
+    if (b.keptHome && runtime && b.place && await runtime.state(b.place) === "running") {
+      const why = await saveKeptHome(runtime, b.place, b.user, b.keptHome)
+        .catch((err: Error) => err.message);
+      if (why) opts.say?.(`the agent's home of ${name} was not kept: ${why}`);
     }
     const others = b.containers.filter((c) => c !== b.place && c !== b.bundleContainer);
     // The agent goes while the audit log is copied out of the bundle; then
@@ -250,6 +248,7 @@ export class Bottles {
         bundleContainer: record.bundleContainer,
         networks: record.networks,
         volumes: record.volumes,
+        ...(record.keptHome ? { keptHome: record.keptHome } : {}),
         hasState: true,
       };
     }

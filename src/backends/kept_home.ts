@@ -63,23 +63,24 @@ tar --format=posix -c -f - -- "$@" 2>/dev/null | head -c ${MAX_KEPT_BYTES + 1} |
 
 /**
  * Saves the agent's kept paths from a running place to `hostFile`.
- * Returns what happened, in words, for the caller to say.
+ * Returns why it was not kept, for the caller to say; undefined once kept
+ * (or when there was nothing to keep).
  */
 export async function saveKeptHome(
   runtime: AgentRuntime,
   place: string,
   user: string,
   hostFile: string,
-): Promise<string> {
+): Promise<string | undefined> {
   const r = await runtime.exec(place, ["sh", "-c", SAVE_SCRIPT], { user });
   const text = r.stdout.trim();
-  if (text === "") return "nothing to keep";
+  if (text === "") return undefined;
   const raw = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-  if (raw.length > MAX_KEPT_BYTES) return `not kept: larger than ${MAX_KEPT_BYTES >> 20} MiB`;
+  if (raw.length > MAX_KEPT_BYTES) return `it is larger than ${MAX_KEPT_BYTES >> 20} MiB`;
   const tar = keptHomeTar(raw);
   await makePrivateDir(dirname(hostFile));
   await writePrivateFile(hostFile, tar);
-  return `kept in ${hostFile}`;
+  return undefined;
 }
 
 /** Puts a kept home back into a new place, as the agent user; false when there is none. */

@@ -13,11 +13,11 @@ import type { Plan } from "../plan/plan_types.ts";
 import { writeBundleScript } from "./bundle_script.ts";
 import { UserError } from "../errors.ts";
 import { hostDirs } from "../state/dirs.ts";
+import { PIPELOCK_IMAGE_ENV } from "../bundle/pipelock/pipelock_release.ts";
 
 const IMAGES_DIR = fileURLToPath(new URL("../../images/", import.meta.url));
 
-/** The pipelock image the bundle copies its binary from; overridable where it cannot be pulled. */
-export const PIPELOCK_IMAGE_ENV = "BOTTLE_PIPELOCK_IMAGE";
+export { PIPELOCK_IMAGE_ENV };
 
 export interface ImageInputs {
   /** Extra CA certificates (PEM) for the build stages, or "". */

@@ -10,6 +10,7 @@ import type { CliContext } from "./context.ts";
 import { bottlesOf } from "./backends.ts";
 import { join } from "node:path";
 import { SilentExit } from "../errors.ts";
+import { keptHomesDir } from "../state/dirs.ts";
 
 export function registerCleanup(program: Command, ctx: CliContext): void {
   program.command("cleanup")
@@ -50,7 +51,7 @@ export function registerCleanup(program: Command, ctx: CliContext): void {
       }
       if (opts.homes) {
         // One dir per agent, one kept home per project in it.
-        const dir = join(ctx.dirs.state, "homes");
+        const dir = keptHomesDir(ctx.dirs.state);
         const names = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
         for (const e of names.sort((a, b) => a.name.localeCompare(b.name))) {
           if (!e.isDirectory) continue;

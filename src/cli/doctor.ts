@@ -16,8 +16,7 @@ import {
   type EngineFinding,
   engineFindings,
 } from "../engine/engine_kind.ts";
-import { ensureBundleImage, PIPELOCK_IMAGE_ENV } from "../build/bottle_images.ts";
-import { PIPELOCK_IMAGE } from "../bundle/pipelock/pipelock_release.ts";
+import { PIPELOCK_IMAGE, PIPELOCK_IMAGE_ENV } from "../bundle/pipelock/pipelock_release.ts";
 
 /** One line of `bottle doctor` (the engine's findings have the same shape). */
 export type Check = EngineFinding;
@@ -325,6 +324,8 @@ async function pullProbe(
  * `bottle start` makes (its context hash), without building anything.
  */
 async function thisBundleImage(cli: DockerCli, ctx: CliContext): Promise<string | undefined> {
+  // Loaded here: the image lookup is doctor's alone, and every command loads this module.
+  const { ensureBundleImage } = await import("../build/bottle_images.ts");
   try {
     return await ensureBundleImage(
       cli,

@@ -4,6 +4,7 @@
  * unique suffix, so the same inputs always give the same plan. Every policy
  * decision of a launch is made here; the runtimes only carry it out.
  */
+import { keptHomesDir } from "../state/dirs.ts";
 import { createHash } from "node:crypto";
 import { isAbsolute, join, resolve } from "node:path";
 import type { LoadedAgent } from "../config/discover.ts";
@@ -719,7 +720,7 @@ export const SUPERVISE_TOKEN_ENV = "BOTTLE_SUPERVISE_TOKEN";
 export function keptHomeFile(facts: Pick<HostFacts, "stateRoot" | "repo" | "cwd">, agent: string) {
   const project = facts.repo?.root ?? facts.cwd ?? "";
   const key = createHash("sha256").update(project).digest("hex").slice(0, 16);
-  return join(facts.stateRoot, "homes", agent, `${key}.tar`);
+  return join(keptHomesDir(facts.stateRoot), agent, `${key}.tar`);
 }
 
 /** The env var of the bundle that holds egress's proxy credential. */

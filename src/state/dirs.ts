@@ -19,3 +19,8 @@ export function hostDirs(env: Record<string, string | undefined>): HostDirs {
     cache: join(env.XDG_CACHE_HOME || join(home, ".cache"), "bottle"),
   };
 }
+
+/** Where the agents' kept homes are, one dir per agent (`bottle cleanup --homes` removes them). */
+export function keptHomesDir(stateRoot: string): string {
+  return join(stateRoot, "homes");
+}

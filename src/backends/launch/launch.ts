@@ -192,12 +192,9 @@ async function launchSteps(
   const kept = plan.agent.keptHome;
   if (kept) {
     stack.defer(async () => {
-      try {
-        const said = await saveKeptHome(runtime, place, plan.agent.user, kept.hostFile);
-        if (said.startsWith("not kept")) req.progress(`the agent's home was ${said}`);
-      } catch (err) {
-        req.progress(`the agent's home was not kept: ${(err as Error).message}`);
-      }
+      const why = await saveKeptHome(runtime, place, plan.agent.user, kept.hostFile)
+        .catch((err: Error) => err.message);
+      if (why) req.progress(`the agent's home was not kept: ${why}`);
     });
   }
   throwIfCancelled(signal);

@@ -43,6 +43,9 @@ export function pinnedImage(release: ReleaseImages, name: string): string {
 /** The image the bundle copies `/pipelock` from. */
 export const PIPELOCK_IMAGE = pinnedImage(PIPELOCK_RELEASE, "pipelock-init");
 
+/** Names the image to copy pipelock from instead, where the pinned one cannot be pulled. */
+export const PIPELOCK_IMAGE_ENV = "BOTTLE_PIPELOCK_IMAGE";
+
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const REPOSITORY = /^ghcr\.io\/luckypipewrench\/pipelock(-[a-z-]+)?$/;
 
