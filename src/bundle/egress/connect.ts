@@ -7,6 +7,7 @@
 import type { BufferedWire } from "./buffered.ts";
 import {
   auditHost,
+  denyRequest,
   type EgressContext,
   errorMessage,
   parseAuthority,
@@ -46,18 +47,13 @@ export async function handleConnect(
     return;
   }
   if (ctx.allowlist && !hostAllowed(ctx.allowlist, target.host)) {
-    const bytes = simpleResponse(403, "egress: this host is not in the bottle's allowlist\n", {
-      close: true,
-    });
-    await tryWrite(agent, bytes);
-    ctx.audit.write({
+    const host = auditHost(target, 443);
+    await denyRequest(ctx, agent, {
       method: "CONNECT",
-      host: auditHost(target, 443),
+      host,
       status: 403,
-      bytes_up: 0,
-      bytes_down: bytes.length,
-      decision: "denied",
       reason: "not in the allowlist",
+      keep: false,
     });
     return;
   }

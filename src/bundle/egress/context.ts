@@ -135,9 +135,13 @@ export async function denyRequest(
     status: number;
     reason: string;
     keep: boolean;
+    headers?: Headers1;
   },
 ): Promise<boolean> {
-  const bytes = simpleResponse(r.status, `egress: ${r.reason}\n`, { close: !r.keep });
+  const bytes = simpleResponse(r.status, `egress: ${r.reason}\n`, {
+    close: !r.keep,
+    ...(r.headers ? { headers: r.headers } : {}),
+  });
   await tryWrite(agent, bytes);
   if (!r.keep) await lingerClose(agent);
   ctx.audit.write({

@@ -18,6 +18,7 @@ import {
 } from "./config.ts";
 import { handleConnect } from "./connect.ts";
 import {
+  denyRequest,
   type EgressContext,
   errorMessage,
   type LeafSource,
@@ -283,28 +284,21 @@ async function refuseUnauthenticated(
   } catch {
     keep = false;
   }
-  const bytes = simpleResponse(407, "egress: this proxy needs the bottle's proxy credential\n", {
-    close: !keep,
-    headers: [PROXY_CHALLENGE],
-  });
-  await tryWrite(agent, bytes);
-  const authority = req.method === "CONNECT" ? req.target : (() => {
+  const host = req.method === "CONNECT" ? req.target : (() => {
     try {
       return new URL(req.target).host;
     } catch {
       return "-";
     }
   })();
-  ctx.audit.write({
+  return await denyRequest(ctx, agent, {
     method: req.method,
-    host: authority,
+    host,
     status: 407,
-    bytes_up: 0,
-    bytes_down: bytes.length,
-    decision: "denied",
     reason: "No valid proxy credential",
+    keep,
+    headers: [PROXY_CHALLENGE],
   });
-  return keep;
 }
 
 /**
