@@ -10,6 +10,10 @@
  * argument and relays each connection to SOCKET, so HTTP(S)_PROXY and the
  * other URLs the agent is given stay plain TCP URLs.
  *
+ * In a smolmachines VM (no network device either) SOCKET is a host socket
+ * smolvm mounts into the guest; there `--daemon` detaches once every
+ * listener is bound, so whoever started it knows the ports are ready.
+ *
  * Static and dependency-free, so it runs in any agent image. One process per
  * connection (fork), relaying both directions with half-close preserved (a
  * CONNECT tunnel needs it). It never retries and never buffers more than one
@@ -144,9 +148,23 @@ static void serve(struct listener *l) {
   relay(client, upstream);
 }
 
+/* Detaches from the caller once the listeners are bound: the caller's exit is the ready signal. */
+static void daemonize(void) {
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid > 0) _exit(0);
+  if (setsid() < 0) die("setsid");
+}
+
 int main(int argc, char **argv) {
+  int daemon_mode = argc > 1 && strcmp(argv[1], "--daemon") == 0;
+  if (daemon_mode) {
+    argv++;
+    argc--;
+  }
   if (argc < 2 || argc - 1 > MAX_LISTENERS) {
-    fprintf(stderr, "usage: bottle-forward PORT=SOCKET_PATH... (at most %d)\n", MAX_LISTENERS);
+    fprintf(stderr, "usage: bottle-forward [--daemon] PORT=SOCKET_PATH... (at most %d)\n",
+            MAX_LISTENERS);
     return 2;
   }
   /* Children are reaped by the kernel; a vanished peer is an error return, not a signal. */
@@ -171,6 +189,7 @@ int main(int argc, char **argv) {
     ps[i].events = POLLIN;
     fprintf(stderr, "bottle-forward: 127.0.0.1:%d -> %s\n", ls[i].port, ls[i].socket_path);
   }
+  if (daemon_mode) daemonize();
   for (;;) {
     if (poll(ps, (nfds_t)n, -1) < 0) {
       if (errno == EINTR) continue;
