@@ -8,7 +8,8 @@
  * takes a second or two); a compiled bottle carries the dir made at release
  * time (`deno task compile`).
  */
-import { basename, join } from "node:path";
+import { join } from "node:path";
+import { underDenoCli } from "../proc/deno_cli.ts";
 import { contextHash } from "./context_hash.ts";
 import { pathExists } from "../state/path_exists.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
@@ -25,7 +26,7 @@ export const BUNDLE_ENTRY = "main.js";
 
 export async function writeBundleScript(destDir: string, cacheDir: string): Promise<void> {
   let source = fromFileUrl(PREBUILT);
-  if (isDenoCli()) {
+  if (underDenoCli()) {
     const key = await contextHash(
       fromFileUrl(SRC),
       [fromFileUrl(DENO_JSON), fromFileUrl(DENO_LOCK)],
@@ -68,9 +69,4 @@ export async function bundle(outDir: string): Promise<void> {
   if (!(await pathExists(join(outDir, BUNDLE_ENTRY)))) {
     throw new Error(`deno bundle wrote no ${BUNDLE_ENTRY} in "${outDir}"`);
   }
-}
-
-/** True when running under the `deno` CLI (from source), not a compiled bottle. */
-function isDenoCli(): boolean {
-  return /^deno(\.exe)?$/.test(basename(Deno.execPath()));
 }
