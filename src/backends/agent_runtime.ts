@@ -8,6 +8,7 @@
  */
 import type { Backend, Plan } from "../plan/plan_types.ts";
 import type { RunResult } from "../proc/runner.ts";
+import type { BottleRecord } from "../state/bottle_record.ts";
 
 export interface StartContext {
   plan: Plan;
@@ -17,12 +18,15 @@ export interface StartContext {
   agentSecretEnv: Record<string, string>;
   /** The bundle's address on its network, once the bundle is ready (asked only by runtimes that need it). */
   bundleAddress(): Promise<string>;
+  /** The host ports of the bundle's published ports (plan: `bundle.container.publish`), once it is ready. */
+  bundlePorts(): Promise<Record<number, number>>;
   cacheDir: string;
   signal: AbortSignal;
   progress(message: string): void;
 }
 
-export interface PrepareContext extends Omit<StartContext, "bundleAddress" | "agentSecretEnv"> {
+export interface PrepareContext
+  extends Omit<StartContext, "bundleAddress" | "bundlePorts" | "agentSecretEnv"> {
   /** The launch's teardown stack, for temporary files the runtime makes. */
   stack: AsyncDisposableStack;
 }
@@ -67,8 +71,12 @@ export interface AgentRuntime {
   copyIn(place: string, dir: string, tar: Uint8Array, user: string): Promise<void>;
   /** Runs argv on this terminal; returns its exit code. */
   execInteractive(place: string, argv: string[], opts: InteractiveOptions): Promise<number>;
-  /** Stops and removes the place; a place that is not there is fine. */
-  remove(place: string): Promise<void>;
+  /**
+   * Stops and removes the place, and what serves it on the host (a VM's
+   * relay: the bottle's record names it when another process removes it);
+   * a place that is not there is fine.
+   */
+  remove(place: string, record?: Pick<BottleRecord, "relayDir">): Promise<void>;
   /** The place's state ("running", "exited", …), or undefined if it does not exist. */
   state(place: string): Promise<string | undefined>;
   /** Places of this runtime that carry bottle's name scheme, by bottle name (for cleanup). */

@@ -47,6 +47,8 @@ interface Owned {
   volumes: string[];
   /** Where the agent's home is kept at stop (from the record). */
   keptHome?: string;
+  /** A VM's host relay (from the record). */
+  relayDir?: string;
   hasState: boolean;
 }
 
@@ -128,7 +130,9 @@ export class Bottles {
     // The agent goes while the audit log is copied out of the bundle; then
     // the bundle; then what they used. Each group in parallel.
     await Promise.all([
-      runtime && b.place ? runtime.remove(b.place) : undefined,
+      runtime && b.place
+        ? runtime.remove(b.place, b.relayDir ? { relayDir: b.relayDir } : undefined)
+        : undefined,
       docker.removeContainers(others),
       b.bundleContainer
         ? saveAuditLog(docker, b.bundleContainer, keptAuditLog(this.stateRoot, name))
@@ -249,6 +253,7 @@ export class Bottles {
         networks: record.networks,
         volumes: record.volumes,
         ...(record.keptHome ? { keptHome: record.keptHome } : {}),
+        ...(record.relayDir ? { relayDir: record.relayDir } : {}),
         hasState: true,
       };
     }

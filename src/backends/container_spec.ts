@@ -27,6 +27,7 @@ export function toContainerSpec(
     securityOpt: c.securityOpt,
     resources: c.resources,
     addHosts: c.addHosts,
+    ...(c.publish ? { publish: c.publish } : {}),
     init: c.init,
     interactive: c.interactive,
     ...(c.entrypoint !== undefined ? { entrypoint: c.entrypoint } : {}),

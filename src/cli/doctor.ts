@@ -8,14 +8,15 @@ import type { Command } from "commander";
 import { run } from "../proc/runner.ts";
 import { SilentExit, UserError } from "../errors.ts";
 import type { CliContext } from "./context.ts";
-import { MIN_SMOLVM_VERSION, SmolvmCli } from "../backends/smolvm/smolvm_cli.ts";
-import { DockerCli } from "../engine/docker_cli.ts";
 import {
-  type DockerContext,
-  type DockerInfo,
-  type EngineFinding,
-  engineFindings,
-} from "../engine/engine_kind.ts";
+  compareVersions,
+  MIN_SMOLVM_VERSION,
+  MOUNT_SOCKET_SMOLVM_VERSION,
+  SmolvmCli,
+} from "../backends/smolvm/smolvm_cli.ts";
+import { DockerCli } from "../engine/docker_cli.ts";
+import { parseDockerContext } from "../engine/engine_probe.ts";
+import { type DockerInfo, type EngineFinding, engineFindings } from "../engine/engine_kind.ts";
 import { PIPELOCK_IMAGE, PIPELOCK_IMAGE_ENV } from "../bundle/pipelock/pipelock_release.ts";
 
 /** One line of `bottle doctor` (the engine's findings have the same shape). */
@@ -123,7 +124,10 @@ async function smolvmCheck(cli: SmolvmCli): Promise<Check> {
   const name = "smolvm";
   try {
     const v = await cli.assertSupported({ timeoutMs: 15_000 });
-    return { name, ok: true, required: false, detail: v.text };
+    const sockets = compareVersions(v, MOUNT_SOCKET_SMOLVM_VERSION) >= 0
+      ? "has --mount-socket (a VM with no network, on engines whose container addresses are not routable here)"
+      : `no --mount-socket before ${MOUNT_SOCKET_SMOLVM_VERSION}: only engines whose container addresses are routable here (Docker Engine on Linux, OrbStack)`;
+    return { name, ok: true, required: false, detail: `${v.text}: ${sockets}` };
   } catch (err) {
     const missing = err instanceof UserError && /^Cannot run smolvm/.test(err.message);
     return {
@@ -177,23 +181,10 @@ async function engineChecks(dockerRun: DockerRun): Promise<Check[]> {
   }
   // The client runs here: its OS is this host's, also where an old client does not say.
   parsed.ClientInfo = { ...parsed.ClientInfo, Os: parsed.ClientInfo?.Os ?? Deno.build.os };
-  return engineFindings(parsed, dockerContext(ctxOut, parsed));
-}
-
-/** The current context from `docker context inspect` (an array of one), or what `docker info` says. */
-function dockerContext(r: Ran, info: DockerInfo): DockerContext {
-  try {
-    if (r.ran && r.code === 0) {
-      const [c] = JSON.parse(r.stdout) as {
-        Name?: string;
-        Endpoints?: { docker?: { Host?: string } };
-      }[];
-      if (c) return { name: c.Name ?? "", endpoint: c.Endpoints?.docker?.Host ?? "" };
-    }
-  } catch {
-    // fall through: an old client, or a context it cannot read
-  }
-  return { name: info.ClientInfo?.Context ?? "default", endpoint: "" };
+  return engineFindings(
+    parsed,
+    parseDockerContext(ctxOut.ran && ctxOut.code === 0 ? ctxOut.stdout : undefined, parsed),
+  );
 }
 
 /** What doctor found out about the pipelock image the bundle copies `/pipelock` from. */

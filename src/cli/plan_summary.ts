@@ -39,6 +39,15 @@ export function planSummary(plan: Plan): string {
   if (plan.agent.keptHome) {
     add("home", plan.agent.keptHome.restore ? `kept (${plan.agent.keptHome.hostFile})` : "fresh");
   }
+  const net = plan.vm?.network;
+  if (net) {
+    add(
+      "vm network",
+      net.mode === "sockets"
+        ? `none: the bundle's ports come in as sockets (${net.reason})`
+        : `the bundle's address alone (${net.reason})`,
+    );
+  }
   add("daemons", plan.bundle.daemons.join(", "));
   lines.push("", "The whole plan: bottle plan --full (YAML) or --json.");
   return lines.join("\n");

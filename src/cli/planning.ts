@@ -18,14 +18,24 @@ export async function planFor(
     import("../plan/host_facts.ts"),
     findAgent(ctx, config, agentName),
   ]);
+  const backend = opts.backend ?? agent.definition.backend;
   const facts = await hostFacts(
     { env: ctx.env, cwd: ctx.cwd, stateRoot: ctx.dirs.state },
     {
       ...(opts.backend ? { backend: opts.backend } : {}),
+      ...(backend === "smolmachines" ? { engineKind: () => engineKindOf(ctx) } : {}),
       ...(suffix ? { suffix } : {}),
       ...(opts.workspace ? { workspace: opts.workspace } : {}),
       ...(opts.fresh ? { fresh: true } : {}),
     },
   );
   return { agent, plan: makePlan(agent, facts) };
+}
+
+async function engineKindOf(ctx: CliContext) {
+  const [{ readEngineKind }, { enginesOf }] = await Promise.all([
+    import("../engine/engine_probe.ts"),
+    import("./backends.ts"),
+  ]);
+  return readEngineKind((await enginesOf(ctx)).docker);
 }

@@ -41,6 +41,8 @@ export interface ContainerSpec {
   resources?: { cpus?: number; memory?: string; pids?: number };
   /** Extra /etc/hosts entries ("name:ip", or "name:host-gateway"). */
   addHosts?: string[];
+  /** Container ports published on a host address, each on a host port the engine picks. */
+  publish?: { hostIp: string; port: number }[];
   /** Use docker's own init (tini) as PID 1: reaps zombies, forwards signals. */
   init?: boolean;
   /** Keep stdin open (`-i`), for a start that sends it input. */
@@ -263,6 +265,18 @@ export class DockerCli {
     return ip;
   }
 
+  /** The host port a container's published TCP port is on, at `hostIp` (`docker port`). */
+  async publishedPort(container: string, port: number, hostIp: string): Promise<number> {
+    const r = await this.run(["port", container, `${port}/tcp`]);
+    for (const line of r.stdout.split("\n")) {
+      const m = /^(.+):(\d+)$/.exec(line.trim());
+      if (m && m[1] === hostIp) return Number(m[2]);
+    }
+    throw new Error(
+      `Container "${container}" has no port ${port} published on ${hostIp}: ${r.stdout.trim()}`,
+    );
+  }
+
   async inspect<T = unknown>(ref: string): Promise<T[]> {
     const r = await this.run(["inspect", ref]);
     return JSON.parse(r.stdout) as T[];
@@ -362,6 +376,7 @@ export function containerArgs(spec: ContainerSpec): string[] {
   if (res.memory !== undefined) a.push("--memory", res.memory);
   if (res.cpus !== undefined) a.push("--cpus", String(res.cpus));
   for (const h of spec.addHosts ?? []) a.push("--add-host", h);
+  for (const p of spec.publish ?? []) a.push("--publish", `${p.hostIp}::${p.port}/tcp`);
   if (spec.init) a.push("--init");
   if (spec.interactive) a.push("--interactive");
   if (spec.entrypoint !== undefined) a.push("--entrypoint", spec.entrypoint);

@@ -168,6 +168,57 @@ const BOTTLE_CLOSES_DNS = "bottle closes it itself: it makes no --internal netwo
 const SMOL_NEEDS = "smolvm's network gateway opens every guest connection as a host socket, " +
   "so the bundle's bridge address must be routable from this host";
 
+/** How a smolmachines VM reaches the bundle on an engine (plan: `vm.network`), and why. */
+export type VmNetworkChoice =
+  | { ok: true; mode: "bundle-address" | "sockets"; reason: string }
+  | { ok: false; reason: string };
+
+/**
+ * Where the bundle's bridge address is routable from this host (and nothing
+ * else listens there), the VM's egress policy allows that address alone;
+ * elsewhere the VM gets no network and the bundle's ports come in as
+ * sockets. A remote engine publishes its ports on another machine's
+ * loopback: neither way reaches it.
+ */
+export function vmNetworkFor(k: EngineKind): VmNetworkChoice {
+  if (k.remote) {
+    return {
+      ok: false,
+      reason: `the engine is at ${k.context.endpoint}, so the bundle runs on that machine, ` +
+        "where neither its bridge address nor its published ports are this host's",
+    };
+  }
+  const address = (why: string) =>
+    ({
+      ok: true,
+      mode: "bundle-address",
+      reason: `${why}: its bridge addresses are routable from this host`,
+    }) as const;
+  const sockets = (why: string) => ({ ok: true, mode: "sockets", reason: why }) as const;
+  if (k.rootless) {
+    return sockets(
+      `${k.label} runs rootless, keeping container networks in its own network namespace`,
+    );
+  }
+  switch (k.id) {
+    case "native-linux":
+      return address("Docker Engine for Linux");
+    case "orbstack":
+      return address("OrbStack");
+    case "podman":
+      if (k.clientOs === "linux" && !/podman-machine|\/\.lima\//.test(k.context.endpoint)) {
+        return address("rootful Podman on Linux");
+      }
+      return sockets("a Podman machine keeps container addresses inside its VM");
+    case "docker-desktop":
+    case "colima":
+    case "rancher-desktop":
+      return sockets(`${k.label} keeps container addresses inside its own VM`);
+    default:
+      return sockets(`bottle cannot tell whether ${k.label} routes its container addresses here`);
+  }
+}
+
 /** The engine's kind, smolmachines on it, and the engine-version bugs that touch isolation. */
 export function engineFindings(info: DockerInfo, context: DockerContext): EngineFinding[] {
   const k = classifyEngine(info, context);
@@ -193,58 +244,34 @@ function kindFinding(k: EngineKind): EngineFinding {
 
 function smolmachinesFinding(k: EngineKind): EngineFinding {
   const name = "smolmachines on this engine";
-  const yes = (why: string): EngineFinding => ({
+  const choice = vmNetworkFor(k);
+  if (!choice.ok) {
+    return {
+      name,
+      ok: false,
+      required: false,
+      detail: `not on this engine: ${choice.reason}. bottle refuses --backend smolmachines here`,
+      fix: "use --backend docker with this engine, or a local engine for smolmachines",
+    };
+  }
+  if (choice.mode === "bundle-address") {
+    return {
+      name,
+      ok: true,
+      required: false,
+      detail: `works: ${SMOL_NEEDS}; on ${choice.reason}, and nothing else listens there ` +
+        "(bottle connects to the bundle before it makes a VM)",
+    };
+  }
+  return {
     name,
     ok: true,
     required: false,
-    detail: `works: ${SMOL_NEEDS}; on ${why} it is, and nothing else listens there`,
-  });
-  const no = (why: string, fix: string): EngineFinding => ({
-    name,
-    ok: false,
-    required: false,
-    detail: `not on this engine: ${SMOL_NEEDS}; ${why}. bottle connects to the bundle first ` +
-      "and refuses --backend smolmachines before it makes a VM",
-    fix,
-  });
-  const useDocker =
-    "use --backend docker with this engine (smolmachines needs Docker Engine on Linux or OrbStack)";
-  if (k.remote) {
-    return no(
-      `the engine is at ${k.context.endpoint}, so the bundle runs on that machine and its bridge ` +
-        "address is not one this host routes to",
-      useDocker,
-    );
-  }
-  if (k.rootless) {
-    return no(
-      `${k.label} runs rootless, keeping container networks in its own network namespace`,
-      "use --backend docker with this engine, or a rootful Docker Engine on Linux for smolmachines",
-    );
-  }
-  switch (k.id) {
-    case "native-linux":
-      return yes("Docker Engine for Linux");
-    case "orbstack":
-      return yes("OrbStack");
-    case "docker-desktop":
-    case "colima":
-    case "rancher-desktop":
-      return no(`${k.label} keeps container addresses inside its own VM`, useDocker);
-    case "podman":
-      if (k.clientOs === "linux" && !/podman-machine|\/\.lima\//.test(k.context.endpoint)) {
-        return yes("rootful Podman on Linux (its bridge addresses are on this host)");
-      }
-      return no("a Podman machine keeps container addresses inside its VM", useDocker);
-    default:
-      return {
-        name,
-        ok: false,
-        required: false,
-        detail: `unknown: ${SMOL_NEEDS}; bottle cannot tell whether ${k.label} does. ` +
-          "It checks by connecting to the bundle before it makes a VM",
-      };
-  }
+    detail:
+      `works with a smolvm that has --mount-socket (see the smolvm check): ${choice.reason}, so the VM gets no ` +
+      "network at all and the bundle's ports reach it as sockets smolvm mounts into the guest " +
+      "(--mount-socket), relayed to the bundle's ports on this host's loopback",
+  };
 }
 
 function cveFinding(k: EngineKind): EngineFinding {

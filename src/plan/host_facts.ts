@@ -6,7 +6,8 @@
  */
 import { hostname } from "node:os";
 import { isAbsolute, resolve } from "node:path";
-import type { Backend } from "./plan_types.ts";
+import type { Backend, VmNetworkMode } from "./plan_types.ts";
+import { type EngineKind, vmNetworkFor } from "../engine/engine_kind.ts";
 import type { HostFacts } from "./make_plan.ts";
 import { UserError } from "../errors.ts";
 import type { WorkspaceMode } from "../config/schema.ts";
@@ -16,6 +17,8 @@ import { findHostRepo, globalGitIdentity } from "../git/host_repo.ts";
 export const BUNDLE_ADD_HOSTS_ENV = "BOTTLE_BUNDLE_ADD_HOSTS";
 /** Upstream CAs the bundle trusts besides the system roots, a `:`-separated list of files. */
 export const UPSTREAM_CA_ENV = "BOTTLE_UPSTREAM_CA_CERTS";
+/** How a smolmachines VM reaches the bundle: `sockets`, `bundle-address`, or `auto` (the engine's kind). */
+export const SMOLVM_NETWORK_ENV = "BOTTLE_SMOLVM_NETWORK";
 
 const SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 const HOST_ENTRY = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}):(\d{1,3}(\.\d{1,3}){3}|host-gateway)$/;
@@ -28,8 +31,18 @@ export interface InvocationFacts {
 
 export async function hostFacts(
   inv: InvocationFacts,
-  opts: { backend?: Backend; suffix?: string; workspace?: WorkspaceMode; fresh?: boolean },
+  opts: {
+    backend?: Backend;
+    suffix?: string;
+    workspace?: WorkspaceMode;
+    fresh?: boolean;
+    /** smolmachines: the engine's kind decides how the VM reaches the bundle (asked only then). */
+    engineKind?: () => Promise<EngineKind>;
+  },
 ): Promise<HostFacts> {
+  const vmNetwork = opts.engineKind
+    ? await vmNetworkChoice(inv.env[SMOLVM_NETWORK_ENV], opts.engineKind)
+    : undefined;
   // `none` needs no repository: its lookup is skipped.
   const repo = opts.workspace === "none" ? undefined : await findHostRepo(inv.cwd);
   const uid = Deno.uid();
@@ -51,7 +64,39 @@ export async function hostFacts(
     ...(opts.fresh ? { freshHome: true } : {}),
     ...(inv.env.HOME ? { homeDir: inv.env.HOME } : {}),
     ...(repo ? {} : { gitIdentity: await globalGitIdentity() }),
+    ...(vmNetwork ? { vmNetwork } : {}),
   };
+}
+
+/** BOTTLE_SMOLVM_NETWORK, else what suits the engine (refusing one where neither way works). */
+async function vmNetworkChoice(
+  setting: string | undefined,
+  engineKind: () => Promise<EngineKind>,
+): Promise<{ mode: VmNetworkMode; reason: string }> {
+  if (setting === "sockets" || setting === "bundle-address") {
+    return { mode: setting, reason: `${SMOLVM_NETWORK_ENV}=${setting}` };
+  }
+  if (setting && setting !== "auto") {
+    throw new UserError(
+      `${SMOLVM_NETWORK_ENV}: "${setting}" is not one of sockets, bundle-address, auto`,
+    );
+  }
+  let kind: EngineKind;
+  try {
+    kind = await engineKind();
+  } catch (err) {
+    throw new UserError(
+      `Cannot tell which Docker engine this is (${(err as Error).message.split("\n")[0]}), ` +
+        `which decides how a smolmachines VM reaches its bundle: start the engine, or set ${SMOLVM_NETWORK_ENV}`,
+    );
+  }
+  const choice = vmNetworkFor(kind);
+  if (!choice.ok) {
+    throw new UserError(
+      `--backend smolmachines cannot run on this engine: ${choice.reason}: use --backend docker`,
+    );
+  }
+  return { mode: choice.mode, reason: choice.reason };
 }
 
 /**

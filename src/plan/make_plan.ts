@@ -6,7 +6,7 @@
  */
 import { keptHomesDir } from "../state/dirs.ts";
 import { createHash } from "node:crypto";
-import { isAbsolute, join, resolve } from "node:path";
+import { basename, isAbsolute, join, resolve } from "node:path";
 import type { LoadedAgent } from "../config/discover.ts";
 import type { AgentDefinition, WorkspaceMode } from "../config/schema.ts";
 import type { HostRepo } from "../git/host_repo.ts";
@@ -27,6 +27,7 @@ import {
   type RemoteUpstreamPlan,
   type RoutePlan,
   type SupervisePlan,
+  type VmNetworkMode,
 } from "./plan_types.ts";
 import { anthropicPlan, placeholderFor } from "./anthropic.ts";
 import {
@@ -77,6 +78,11 @@ export interface HostFacts {
   homeDir?: string;
   /** The user's global git identity, for commits in clones of declared upstreams. */
   gitIdentity?: { name?: string; email?: string };
+  /**
+   * smolmachines: how the VM reaches the bundle (default `bundle-address`),
+   * chosen from the engine's kind or BOTTLE_SMOLVM_NETWORK, and why.
+   */
+  vmNetwork?: { mode: VmNetworkMode; reason: string };
 }
 
 export const PORTS = BUNDLE_PORTS;
@@ -120,8 +126,15 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   const def = agent.definition;
   const backend = facts.backend ?? def.backend;
   const vmAgent = backend === "smolmachines";
+  // A VM on a routable engine reaches the bundle at its address; every
+  // other agent on its own loopback, through the forwarder (a container's,
+  // or a VM's with no network, its ports relayed over mounted sockets).
+  const vmNetwork = vmAgent ? facts.vmNetwork ?? DEFAULT_VM_NETWORK : undefined;
+  const viaAddress = vmNetwork?.mode === "bundle-address";
+  const bundleHost = viaAddress ? BUNDLE_ADDRESS : "127.0.0.1";
   const name = `${agent.name}-${facts.suffix}`;
   const prefix = `bottle-${name}`;
+  const stateDir = join(facts.stateRoot, "bottles", name);
   const warnings: string[] = [];
   if (vmAgent && def.mounts.length > 0) {
     throw new UserError(
@@ -154,14 +167,14 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
   if (anthropic.route) routes.push(anthropic.route);
   if (anthropic.warning) warnings.push(anthropic.warning);
 
-  const ws = workspacePlan(agent.name, def, facts, vmAgent, name);
+  const ws = workspacePlan(agent.name, def, facts, vmAgent, bundleHost, name);
   warnings.push(...ws.warnings);
   const declared = declaredUpstreams(
     agent.name,
     agent.baseDir,
     def,
     facts,
-    vmAgent,
+    bundleHost,
     ws,
     routes.length,
   );
@@ -195,11 +208,8 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
     ]),
   ].sort();
 
-  // A container agent reaches the bundle on its own loopback (the forwarder);
-  // a VM by the bundle's address, the one its egress policy allows.
-  const bundleHost = vmAgent ? BUNDLE_ADDRESS : "127.0.0.1";
   const proxyUrl = `http://${bundleHost}:${PORTS.egress}`;
-  const noProxy = vmAgent ? `localhost,127.0.0.1,${BUNDLE_ADDRESS}` : "localhost,127.0.0.1";
+  const noProxy = viaAddress ? `localhost,127.0.0.1,${BUNDLE_ADDRESS}` : "localhost,127.0.0.1";
   const proxy: AgentProxyPlan = { url: proxyUrl, user: PROXY_USER, env: [...PROXY_ENV_NAMES] };
   const env: Record<string, string> = {
     ...def.env,
@@ -250,7 +260,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       step: "mcp",
       user: AGENT_USER,
       name: SUPERVISE_SERVER,
-      url: `http://${vmAgent ? BUNDLE_ADDRESS : "127.0.0.1"}:${PORTS.supervise}/mcp`,
+      url: `http://${bundleHost}:${PORTS.supervise}/mcp`,
       // The daemon answers "no answer" at its timeout; Claude Code's own
       // limit (which progress notifications do not extend) comes later.
       timeoutMs: (supervise.timeoutSeconds + 60) * 1000,
@@ -267,7 +277,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       : []),
   ];
 
-  const forwards: ForwardPlan[] = vmAgent ? [] : daemons.flatMap((d) => {
+  const forwards: ForwardPlan[] = viaAddress ? [] : daemons.flatMap((d) => {
     const f = AGENT_FACING[d];
     return f ? [{ daemon: d, port: f.port, socket: `${SOCKETS_DIR}/${f.socket}` }] : [];
   });
@@ -304,6 +314,11 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
         : []),
     ],
     addHosts: facts.bundleAddHosts ?? [],
+    // A VM with no network reaches these through the host relay: on this
+    // host's loopback only, each asking for this bottle's credential.
+    ...(vmNetwork?.mode === "sockets"
+      ? { publish: forwards.map((f) => ({ hostIp: "127.0.0.1", port: f.port })) }
+      : {}),
     capDrop: ["ALL"],
     securityOpt: ["no-new-privileges"],
     resources: {},
@@ -374,7 +389,7 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       agent: agent.name,
       origin: agent.origin,
       backend,
-      stateDir: join(facts.stateRoot, "bottles", name),
+      stateDir,
       keptAuditLog: join(facts.stateRoot, "logs", name, "audit.jsonl"),
     },
     labels,
@@ -460,7 +475,9 @@ export function makePlan(agent: LoadedAgent, facts: HostFacts): Plan {
       ...(agentContainer ? { container: agentContainer } : {}),
       ...(supervise && isClaude ? { permissionPromptTool: claudeToolName(TOOLS.permission) } : {}),
     },
-    ...(vmAgent ? { vm: vmPlan(prefix, def) } : {}),
+    ...(vmNetwork
+      ? { vm: vmPlan(prefix, def, vmNetwork, forwards, stateDir, facts.hostUser) }
+      : {}),
     provision,
     warnings,
   };
@@ -484,6 +501,7 @@ function workspacePlan(
   def: AgentDefinition,
   facts: HostFacts,
   vmAgent: boolean,
+  bundleHost: string,
   bottle: string,
 ): WorkspaceParts {
   const chosen = facts.workspace ?? def.workspace;
@@ -535,7 +553,7 @@ function workspacePlan(
         bottlesDir: join(facts.stateRoot, "bottles"),
       },
     }),
-    url: gateUrl(vmAgent, "workspace"),
+    url: gateUrl(bundleHost, "workspace"),
     policy: {
       branches: ["*"],
       maxPushBytes: toBytes(def.push.max_size),
@@ -567,7 +585,7 @@ function declaredUpstreams(
   baseDir: string,
   def: AgentDefinition,
   facts: HostFacts,
-  vmAgent: boolean,
+  bundleHost: string,
   ws: WorkspaceParts,
   firstSecret: number,
 ): RemoteUpstreamPlan[] {
@@ -643,7 +661,7 @@ function declaredUpstreams(
     return {
       name,
       kind: "remote",
-      url: gateUrl(vmAgent, name),
+      url: gateUrl(bundleHost, name),
       remoteUrl: g.url,
       path,
       ...(identity ? { identity } : {}),
@@ -684,8 +702,8 @@ function hostRepoMounts(u: HostUpstreamPlan): MountPlan[] {
 }
 
 /** The gate as the agent reaches it: its relayed loopback port, or the bundle's address from a VM. */
-function gateUrl(vmAgent: boolean, name: string): string {
-  return `http://${vmAgent ? BUNDLE_ADDRESS : "127.0.0.1"}:${PORTS.gitGate}/${name}.git`;
+function gateUrl(bundleHost: string, name: string): string {
+  return `http://${bundleHost}:${PORTS.gitGate}/${name}.git`;
 }
 
 /**
@@ -758,20 +776,66 @@ export function toBytes(size: string): number {
 /** RFC 2606 reserves `.invalid`: the one name the VM's DNS may ask about, and it never resolves. */
 export const DNS_SENTINEL = "bottle-dns-closed.invalid";
 
-function vmPlan(prefix: string, def: AgentDefinition): NonNullable<Plan["vm"]> {
+/** Where BOTTLE_SMOLVM_NETWORK or the engine does not say otherwise. */
+const DEFAULT_VM_NETWORK = {
+  mode: "bundle-address",
+  reason: "the default where the engine's container addresses are routable from this host",
+} as const;
+
+/**
+ * Unix socket paths are short (104 bytes on macOS, 108 on Linux), and smolvm
+ * dials the host end by its full path: the relay's sockets live in the
+ * bottle's state dir when its paths fit, else in a private dir in /tmp.
+ */
+const MAX_SOCKET_PATH = 100;
+
+function vmPlan(
+  prefix: string,
+  def: AgentDefinition,
+  net: { mode: VmNetworkMode; reason: string },
+  forwards: ForwardPlan[],
+  stateDir: string,
+  hostUser: HostFacts["hostUser"],
+): NonNullable<Plan["vm"]> {
   const memoryMib = def.resources.memory !== undefined ? toMib(def.resources.memory) : undefined;
+  const longest = Math.max(...forwards.map((f) => basename(f.socket).length));
+  const inState = join(stateDir, "relay");
+  const relayDir = inState.length + 1 + longest <= MAX_SOCKET_PATH
+    ? inState
+    : `/tmp/bottle-${hostUser?.uid ?? "user"}/${basename(stateDir)}`;
   return {
     machine: prefix,
     ...(def.resources.cpus !== undefined
       ? { cpus: Math.max(1, Math.ceil(def.resources.cpus)) }
       : {}),
     ...(memoryMib !== undefined ? { memoryMib } : {}),
-    // smolvm's gateway opens every allowed guest connection as a host socket:
-    // the bundle's address is the only one allowed. With only --allow-cidr,
-    // smolvm forwards DNS for any name; an --allow-host list of one name
-    // that never resolves closes that channel.
-    allowCidrs: [`${BUNDLE_ADDRESS}/32`],
-    allowHosts: [DNS_SENTINEL],
+    network: net.mode === "bundle-address"
+      ? {
+        mode: "bundle-address",
+        reason: net.reason,
+        // smolvm's gateway opens every allowed guest connection as a host
+        // socket: the bundle's address is the only one allowed. With only
+        // --allow-cidr, smolvm forwards DNS for any name; an --allow-host
+        // list of one name that never resolves closes that channel.
+        allowCidrs: [`${BUNDLE_ADDRESS}/32`],
+        allowHosts: [DNS_SENTINEL],
+      }
+      : {
+        mode: "sockets",
+        reason: net.reason,
+        relayDir,
+        sockets: forwards.map((f) => ({
+          daemon: f.daemon,
+          port: f.port,
+          hostSocket: join(relayDir, basename(f.socket)),
+          guestSocket: f.socket,
+        })),
+        forwarder: [
+          FORWARDER_IN_AGENT,
+          "--daemon",
+          ...forwards.map((f) => `${f.port}=${f.socket}`),
+        ],
+      },
   };
 }
 

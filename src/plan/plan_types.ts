@@ -18,7 +18,7 @@
 import type { SecretSource } from "../config/schema.ts";
 import type { BundleManifest } from "../bundle/init/bundle_manifest.ts";
 
-export const PLAN_SCHEMA = "bottle.plan/v2";
+export const PLAN_SCHEMA = "bottle.plan/v3";
 /** Stands for the bundle's address in `vm`, known once the bundle runs. */
 export const BUNDLE_ADDRESS = "{bundle.address}";
 
@@ -116,6 +116,8 @@ export interface ContainerPlan {
   mounts: MountPlan[];
   /** Extra /etc/hosts entries ("name:ip" or "name:host-gateway"). */
   addHosts: string[];
+  /** Ports published on the host (`-p HOSTIP::PORT`, the host port the engine's choice). */
+  publish?: { hostIp: string; port: number }[];
   capDrop: string[];
   securityOpt: string[];
   resources: { cpus?: number; memory?: string; pids?: number };
@@ -129,6 +131,48 @@ export interface ContainerPlan {
   command: string[];
   startInput?: StartInputPlan;
   labels: Record<string, string>;
+}
+
+/** How a smolmachines VM reaches the bundle (`BOTTLE_SMOLVM_NETWORK`, else by the engine's kind). */
+export type VmNetworkMode = "bundle-address" | "sockets";
+
+export type VmNetworkPlan =
+  | {
+    /**
+     * The VM's egress policy allows the bundle's address alone, and DNS
+     * only for a name that never resolves: for engines whose container
+     * addresses this host routes to (Docker Engine on Linux, OrbStack).
+     */
+    mode: "bundle-address";
+    /** Why this mode (the engine's kind, or BOTTLE_SMOLVM_NETWORK). */
+    reason: string;
+    allowCidrs: string[];
+    allowHosts: string[];
+  }
+  | {
+    /**
+     * No network device at all. Each agent-facing port is a host socket
+     * smolvm mounts into the guest (`--mount-socket`, smolvm 1.6.4+); the
+     * forwarder in the guest listens on 127.0.0.1 for each and relays to
+     * it, and a relay on the host (a process of its own, living as long as
+     * the bottle) relays each socket to the bundle's port published on this
+     * host's loopback, which asks for the bottle's credential.
+     */
+    mode: "sockets";
+    reason: string;
+    /** The relay's dir (0700): its sockets and its record (`relay.json`). */
+    relayDir: string;
+    sockets: VmSocketPlan[];
+    /** What starts the forwarder in the guest (as the agent user). */
+    forwarder: string[];
+  };
+
+export interface VmSocketPlan {
+  daemon: Daemon;
+  /** The bundle's port, published on the host's 127.0.0.1 and forwarded on the guest's. */
+  port: number;
+  hostSocket: string;
+  guestSocket: string;
 }
 
 /** An agent-facing port: 127.0.0.1:port inside the agent, relayed to the bundle's socket. */
@@ -372,16 +416,12 @@ export interface Plan {
      */
     permissionPromptTool?: string;
   };
-  /**
-   * smolmachines: the microVM. Its egress policy allows the bundle's address
-   * alone, and DNS only for a name that never resolves.
-   */
+  /** smolmachines: the microVM, and how it reaches the bundle. */
   vm?: {
     machine: string;
     cpus?: number;
     memoryMib?: number;
-    allowCidrs: string[];
-    allowHosts: string[];
+    network: VmNetworkPlan;
   };
   provision: ProvisionStep[];
   warnings: string[];

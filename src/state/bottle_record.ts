@@ -44,6 +44,8 @@ export interface BottleRecord {
   };
   /** Where the agent's home is kept when the bottle stops (Claude Code's settings and history). */
   keptHome?: string;
+  /** smolmachines with sockets: the dir of the host relay serving the VM's sockets. */
+  relayDir?: string;
   /** Where its supervise requests wait: a host dir, or the bundle (read through the engine). */
   supervise?: { transport: "mount"; hostDir: string } | { transport: "bundle" };
 }

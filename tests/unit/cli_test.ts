@@ -42,7 +42,7 @@ Deno.test("cli: plan claude --json works with no agent file", async () => {
   });
   assert.equal(r.code, 0, r.stderr);
   const plan = JSON.parse(r.stdout);
-  assert.equal(plan.schema, "bottle.plan/v2");
+  assert.equal(plan.schema, "bottle.plan/v3");
   assert.equal(plan.bottle.name, "claude-t1");
   assert.equal(plan.bottle.origin, "built-in");
   assert.ok(!r.stdout.includes("sk-real-secret-value"), "secret value leaked into plan output");
@@ -70,8 +70,38 @@ Deno.test("cli: plan says what a start makes in a few lines; --full is the whole
   assert.ok(!r.stdout.includes("sk-real-secret-value"));
   const full = await cli(["plan", "claude", "--name", "t1", "--full"], { env });
   assert.equal(full.code, 0, full.stderr);
-  assert.match(full.stdout, /^schema: bottle\.plan\/v2$/m);
+  assert.match(full.stdout, /^schema: bottle\.plan\/v3$/m);
   assert.ok(!full.stdout.includes("sk-real-secret-value"));
+});
+
+Deno.test("cli: plan on smolmachines says how the VM reaches the bundle; a bad choice exits 2", async () => {
+  const plan = (v: string) =>
+    cli(["plan", "claude", "--backend", "smolmachines", "--name", "t1"], {
+      env: { BOTTLE_SMOLVM_NETWORK: v },
+    });
+  const sockets = await plan("sockets");
+  assert.equal(sockets.code, 0, sockets.stderr);
+  assert.match(
+    sockets.stdout,
+    /^vm network: +none: the bundle's ports come in as sockets \(BOTTLE_SMOLVM_NETWORK=sockets\)$/m,
+  );
+  const address = await plan("bundle-address");
+  assert.match(
+    address.stdout,
+    /^vm network: +the bundle's address alone \(BOTTLE_SMOLVM_NETWORK=bundle-address\)$/m,
+  );
+  const bad = await plan("tcp");
+  assert.equal(bad.code, 2);
+  assert.match(
+    bad.stderr,
+    /BOTTLE_SMOLVM_NETWORK: "tcp" is not one of sockets, bundle-address, auto/,
+  );
+  // On docker nothing asks.
+  const docker = await cli(["plan", "claude", "--name", "t1"], {
+    env: { BOTTLE_SMOLVM_NETWORK: "tcp" },
+  });
+  assert.equal(docker.code, 0, docker.stderr);
+  assert.doesNotMatch(docker.stdout, /vm network/);
 });
 
 Deno.test("cli: a project bottle.yaml is discovered and shadows the user config", async () => {

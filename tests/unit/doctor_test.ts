@@ -16,6 +16,7 @@ import {
   type EngineKindId,
   engineVersion,
   hasCve202429018,
+  vmNetworkFor,
 } from "../../src/engine/engine_kind.ts";
 import { pipelockCheck } from "../../src/cli/doctor.ts";
 import { cli } from "../helpers/cli.ts";
@@ -24,8 +25,8 @@ interface Fixture {
   info: DockerInfo;
   context: DockerContext;
   kind: EngineKindId;
-  /** smolmachines works here. */
-  smol: boolean;
+  /** How a smolmachines VM reaches its bundle here, or that it cannot run. */
+  smol: "bundle-address" | "sockets" | "refused";
   /** Affected by CVE-2024-29018 by its version. */
   cve: boolean;
 }
@@ -44,7 +45,7 @@ const FIXTURES: Record<string, Fixture> = {
     },
     context: { name: "default", endpoint: "unix:///var/run/docker.sock" },
     kind: "native-linux",
-    smol: true,
+    smol: "bundle-address",
     cve: true,
   },
   "Docker Desktop on macOS": {
@@ -62,7 +63,7 @@ const FIXTURES: Record<string, Fixture> = {
     },
     context: { name: "desktop-linux", endpoint: "unix:///Users/ana/.docker/run/docker.sock" },
     kind: "docker-desktop",
-    smol: false,
+    smol: "sockets",
     cve: false,
   },
   "OrbStack on macOS": {
@@ -78,7 +79,7 @@ const FIXTURES: Record<string, Fixture> = {
     },
     context: { name: "orbstack", endpoint: "unix:///Users/ana/.orbstack/run/docker.sock" },
     kind: "orbstack",
-    smol: true,
+    smol: "bundle-address",
     cve: false,
   },
   "Colima on macOS": {
@@ -94,7 +95,7 @@ const FIXTURES: Record<string, Fixture> = {
     },
     context: { name: "colima", endpoint: "unix:///Users/ana/.colima/default/docker.sock" },
     kind: "colima",
-    smol: false,
+    smol: "sockets",
     cve: true,
   },
   "Rancher Desktop (moby) on macOS": {
@@ -109,7 +110,7 @@ const FIXTURES: Record<string, Fixture> = {
     },
     context: { name: "rancher-desktop", endpoint: "unix:///Users/ana/.rd/docker.sock" },
     kind: "rancher-desktop",
-    smol: false,
+    smol: "sockets",
     cve: false,
   },
   "Podman machine on macOS (docker-compatible socket)": {
@@ -128,7 +129,7 @@ const FIXTURES: Record<string, Fixture> = {
       endpoint: "unix:///var/folders/x1/abc/T/podman/podman-machine-default-api.sock",
     },
     kind: "podman",
-    smol: false,
+    smol: "sockets",
     cve: false,
   },
   "rootless Podman on Linux": {
@@ -144,7 +145,7 @@ const FIXTURES: Record<string, Fixture> = {
     },
     context: { name: "default", endpoint: "unix:///run/user/1000/podman/podman.sock" },
     kind: "podman",
-    smol: false,
+    smol: "sockets",
     cve: false,
   },
   "rootful Podman on Linux": {
@@ -160,7 +161,7 @@ const FIXTURES: Record<string, Fixture> = {
     },
     context: { name: "default", endpoint: "unix:///run/podman/podman.sock" },
     kind: "podman",
-    smol: true,
+    smol: "bundle-address",
     cve: false,
   },
   "rootless Docker Engine on Linux": {
@@ -180,7 +181,7 @@ const FIXTURES: Record<string, Fixture> = {
     },
     context: { name: "rootless", endpoint: "unix:///run/user/1000/docker.sock" },
     kind: "native-linux",
-    smol: false,
+    smol: "sockets",
     cve: false,
   },
   "Docker Engine on another machine over ssh": {
@@ -195,7 +196,7 @@ const FIXTURES: Record<string, Fixture> = {
     },
     context: { name: "default", endpoint: "ssh://ana@big-box" },
     kind: "remote",
-    smol: false,
+    smol: "refused",
     cve: true,
   },
   "a Lima VM's Docker Engine on macOS (not recognised)": {
@@ -209,14 +210,15 @@ const FIXTURES: Record<string, Fixture> = {
     },
     context: { name: "lima-docker", endpoint: "unix:///Users/ana/.lima/docker/sock/docker.sock" },
     kind: "unknown",
-    smol: false,
+    smol: "sockets",
     cve: false,
   },
 };
 
 for (const [what, f] of Object.entries(FIXTURES)) {
-  Deno.test(`engine kind: ${what} is ${f.kind}, smolmachines ${f.smol ? "works" : "does not"}`, () => {
-    assert.equal(classifyEngine(f.info, f.context).id, f.kind);
+  Deno.test(`engine kind: ${what} is ${f.kind}, smolmachines: ${f.smol}`, () => {
+    const k = classifyEngine(f.info, f.context);
+    assert.equal(k.id, f.kind);
     const [kind, smol, cve] = engineFindings(f.info, f.context);
     assert.ok(kind && smol && cve);
 
@@ -225,14 +227,22 @@ for (const [what, f] of Object.entries(FIXTURES)) {
     assert.equal(kind.ok, true);
     assert.match(kind.detail, /--backend docker works here/);
 
+    // The finding and the plan's choice are one decision.
+    const choice = vmNetworkFor(k);
+    assert.equal(choice.ok ? choice.mode : "refused", f.smol);
     assert.equal(smol.name, "smolmachines on this engine");
     assert.equal(smol.required, false);
-    assert.equal(smol.ok, f.smol);
-    assert.match(smol.detail, /bridge address must be routable from this host/);
-    if (!f.smol) {
-      // Either a known "no" with the way out, or an honest "unknown".
-      assert.match(smol.detail, /^(not on this engine|unknown):/);
-      if (smol.detail.startsWith("not")) assert.match(smol.fix ?? "", /--backend docker/);
+    assert.equal(smol.ok, f.smol !== "refused");
+    if (f.smol === "bundle-address") {
+      assert.match(smol.detail, /bridge address must be routable from this host/);
+    } else if (f.smol === "sockets") {
+      assert.match(
+        smol.detail,
+        /the VM gets no network at all and the bundle's ports reach it as sockets/,
+      );
+    } else {
+      assert.match(smol.detail, /^not on this engine:/);
+      assert.match(smol.fix ?? "", /--backend docker/);
     }
 
     // bottle is never exposed, affected engine or not; an affected one gets its fix.
@@ -255,7 +265,10 @@ Deno.test("engine kind: the words for the VM engines and for native Linux are th
   const n = FIXTURES["native Debian docker.io 20.10.24"]!;
   const native = engineFindings(n.info, n.context);
   assert.match(native[0]!.detail, /^Docker Engine on Linux 20\.10\.24\+dfsg1 /);
-  assert.match(native[1]!.detail, /on Docker Engine for Linux it is, and nothing else listens/);
+  assert.match(
+    native[1]!.detail,
+    /on Docker Engine for Linux: its bridge addresses are routable from this host, and nothing else listens/,
+  );
   const r = FIXTURES["Docker Engine on another machine over ssh"]!;
   assert.match(engineFindings(r.info, r.context)[1]!.detail, /ssh:\/\/ana@big-box/);
 });
@@ -412,7 +425,8 @@ Deno.test("doctor --json: the engine and pipelock checks, in the checks' JSON sh
     }
     const by = (name: string) => checks.find((c) => c.name === name);
     assert.equal(by("engine kind")?.kind, "docker-desktop");
-    assert.equal(by("smolmachines on this engine")?.ok, false);
+    assert.equal(by("smolmachines on this engine")?.ok, true);
+    assert.match(String(by("smolmachines on this engine")?.detail), /as sockets smolvm mounts/);
     assert.match(
       String(by("CVE-2024-29018 (engine DNS from --internal networks)")?.detail),
       /not affected/,

@@ -63,6 +63,102 @@ Deno.test("plan: built-in claude agent on smolmachines matches its golden file",
   await golden("claude_smolmachines", makePlan(builtin(), facts({ backend: "smolmachines" })));
 });
 
+Deno.test("plan: smolmachines on a Docker-Desktop-like engine matches its golden file", async () => {
+  await golden(
+    "claude_smolmachines_sockets",
+    makePlan(
+      supervised(),
+      inRepo({ backend: "smolmachines", vmNetwork: DESKTOP, hostUser: { uid: 501, gid: 20 } }),
+    ),
+  );
+});
+
+const DESKTOP = {
+  mode: "sockets",
+  reason: "Docker Desktop keeps container addresses inside its own VM",
+} as const;
+
+Deno.test("plan: smolmachines with sockets: no network, the ports as mounted sockets, tokens", () => {
+  const p = makePlan(
+    withGit(supervised(), [{ url: "https://h/lib.git" }]),
+    inRepo({ backend: "smolmachines", vmNetwork: DESKTOP }),
+  );
+  const net = p.vm!.network;
+  assert.equal(net.mode, "sockets");
+  if (net.mode !== "sockets") return;
+  // No egress policy at all: no allowed address, no DNS name (smolvm then makes no network device).
+  assert.ok(!("allowCidrs" in net) && !("allowHosts" in net));
+  assert.equal(net.reason, DESKTOP.reason);
+  // Each agent-facing daemon: a host socket in the relay dir, mounted where the forwarder dials it.
+  const relay = "/state/bottle/bottles/claude-abc123/relay";
+  assert.equal(net.relayDir, relay);
+  assert.deepEqual(net.sockets, [
+    {
+      daemon: "egress",
+      port: 3128,
+      hostSocket: `${relay}/egress.sock`,
+      guestSocket: "/run/bottle/sockets/egress.sock",
+    },
+    {
+      daemon: "git-gate",
+      port: 8080,
+      hostSocket: `${relay}/git-gate.sock`,
+      guestSocket: "/run/bottle/sockets/git-gate.sock",
+    },
+    {
+      daemon: "supervise",
+      port: 8090,
+      hostSocket: `${relay}/supervise.sock`,
+      guestSocket: "/run/bottle/sockets/supervise.sock",
+    },
+  ]);
+  assert.deepEqual(net.forwarder, [
+    "/usr/local/lib/bottle/bottle-forward",
+    "--daemon",
+    "3128=/run/bottle/sockets/egress.sock",
+    "8080=/run/bottle/sockets/git-gate.sock",
+    "8090=/run/bottle/sockets/supervise.sock",
+  ]);
+  // The agent's URLs are its own loopback, as in a docker bottle.
+  assert.equal(p.agent.proxy.url, "http://127.0.0.1:3128");
+  assert.equal(p.agent.env.NO_PROXY, "localhost,127.0.0.1");
+  assert.deepEqual(p.bundle.gitGate!.upstreams.map((u) => u.url), [
+    "http://127.0.0.1:8080/workspace.git",
+    "http://127.0.0.1:8080/lib.git",
+  ]);
+  assert.ok(JSON.stringify(p).indexOf("{bundle.address}") < 0, "the bundle's address is not used");
+  // Published on the host's loopback only, where other local processes reach them too: each asks for a token.
+  assert.deepEqual(p.bundle.container.publish, [
+    { hostIp: "127.0.0.1", port: 3128 },
+    { hostIp: "127.0.0.1", port: 8080 },
+    { hostIp: "127.0.0.1", port: 8090 },
+  ]);
+  assert.deepEqual(p.bundle.listen, { host: "0.0.0.0", port: 3128 });
+  assert.deepEqual(p.bundle.gitGate!.auth, { tokenEnv: "BOTTLE_GIT_GATE_TOKEN" });
+  assert.deepEqual(p.bundle.supervise!.auth, { tokenEnv: "BOTTLE_SUPERVISE_TOKEN" });
+  assert.equal(p.bundle.proxyAuth.tokenEnv, "BOTTLE_EGRESS_PROXY_TOKEN");
+  // The bundle-address mode publishes nothing.
+  const a = makePlan(builtin(), inRepo({ backend: "smolmachines" }));
+  assert.equal(a.bundle.container.publish, undefined);
+  assert.equal(a.vm!.network.mode, "bundle-address");
+});
+
+Deno.test("plan: a relay dir whose socket paths would be too long moves to a private dir in /tmp", () => {
+  const p = makePlan(
+    builtin(),
+    facts({
+      backend: "smolmachines",
+      vmNetwork: DESKTOP,
+      stateRoot: `/Users/${"x".repeat(40)}/Library/Application Support/bottle`,
+      hostUser: { uid: 501, gid: 20 },
+    }),
+  );
+  const net = p.vm!.network;
+  assert.ok(net.mode === "sockets");
+  assert.equal(net.relayDir, "/tmp/bottle-501/claude-abc123");
+  assert.ok(net.sockets.every((s) => s.hostSocket.length <= 100));
+});
+
 Deno.test("plan: full agent file matches its golden file", async () => {
   await golden("reviewer_full", makePlan(await reviewer(), facts()));
 });
@@ -248,8 +344,12 @@ Deno.test("plan: smolmachines bottles get a VM section with whole cpus and MiB",
     machine: "bottle-reviewer-abc123",
     cpus: 2,
     memoryMib: 4096,
-    allowCidrs: ["{bundle.address}/32"],
-    allowHosts: ["bottle-dns-closed.invalid"],
+    network: {
+      mode: "bundle-address",
+      reason: "the default where the engine's container addresses are routable from this host",
+      allowCidrs: ["{bundle.address}/32"],
+      allowHosts: ["bottle-dns-closed.invalid"],
+    },
   });
   assert.equal(p.agent.container, undefined);
   assert.equal(p.agent.proxy.url, "http://{bundle.address}:3128");
@@ -542,7 +642,9 @@ Deno.test("plan: on smolmachines the VM reaches the gate at the bundle's address
   const clones = p.provision.filter((s) => s.step === "clone");
   assert.deepEqual(clones.map((c) => c.step === "clone" && c.gateToken), [true, true]);
   // The VM's egress policy admits the bundle's address alone: that is where the gate is.
-  assert.deepEqual(p.vm!.allowCidrs, ["{bundle.address}/32"]);
+  assert.deepEqual(p.vm!.network.mode === "bundle-address" && p.vm!.network.allowCidrs, [
+    "{bundle.address}/32",
+  ]);
   assert.match(p.agent.env.NO_PROXY!, /\{bundle\.address\}/);
   // On docker the gate is behind the agent's relay and wants no token.
   const d = makePlan(builtin(), inRepo());

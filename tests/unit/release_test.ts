@@ -614,7 +614,7 @@ Deno.test({
     try {
       const env = { HOME: home, NO_COLOR: "1" };
       const plan = await run([bin, "plan", "claude", "--json"], { env, cwd: home });
-      assert.equal(JSON.parse(plan.stdout).schema, "bottle.plan/v2");
+      assert.equal(JSON.parse(plan.stdout).schema, "bottle.plan/v3");
       const build = await run([bin, "build", "claude"], {
         env: {
           ...env,

@@ -10,6 +10,7 @@ import {
   MachineNotFoundError,
   MachineNotRunningError,
   MIN_SMOLVM_VERSION,
+  MOUNT_SOCKET_SMOLVM_VERSION,
   parseSmolvmVersion,
   SmolvmCli,
 } from "../../src/backends/smolvm/smolvm_cli.ts";
@@ -43,7 +44,7 @@ async function createStarted(cli: SmolvmCli, name: string): Promise<void> {
 }
 
 Deno.test("version parses `smolvm X.Y.Z` and assertSupported accepts 1.2.0 and 1.1.0", async () => {
-  await using t = await setup();
+  await using t = await setup({ version: "1.2.0" });
   assert.deepEqual(await t.cli.version(), {
     major: 1,
     minor: 2,
@@ -146,6 +147,63 @@ Deno.test("machineCreate: argv for image, egress policy, env and resources", asy
   assert.equal((m?.network as { backend: string }).backend, "virtio-net");
 });
 
+Deno.test("machineCreate: --mount-socket for each socket, no network without an egress policy", async () => {
+  await using t = await setup();
+  await t.cli.machineCreate({
+    name: "vm-sockets",
+    image: "alpine:3",
+    mountSockets: [
+      { host: "/state/relay/egress.sock", guest: "/run/bottle/sockets/egress.sock" },
+      { host: "/state/relay/git-gate.sock", guest: "/run/bottle/sockets/git-gate.sock" },
+    ],
+  });
+  assert.deepEqual(await lastArgv(t.fake), [
+    "machine",
+    "create",
+    "--name",
+    "vm-sockets",
+    "--image",
+    "alpine:3",
+    "--mount-socket",
+    "/state/relay/egress.sock:/run/bottle/sockets/egress.sock",
+    "--mount-socket",
+    "/state/relay/git-gate.sock:/run/bottle/sockets/git-gate.sock",
+  ]);
+  const m = await t.fake.machine("vm-sockets");
+  assert.equal(m?.network, null);
+  assert.deepEqual(m?.mountSockets, [
+    { host: "/state/relay/egress.sock", guest: "/run/bottle/sockets/egress.sock" },
+    { host: "/state/relay/git-gate.sock", guest: "/run/bottle/sockets/git-gate.sock" },
+  ]);
+  // A smolvm before 1.6.4 has no such flag (clap refuses it), and bottle asks for it by version first.
+  await using old = await setup({ version: "1.6.3" });
+  const refused = await old.fake.run([
+    "machine",
+    "create",
+    "--name",
+    "x",
+    "--image",
+    "alpine:3",
+    "--mount-socket",
+    "/a.sock:/b.sock",
+  ]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /unexpected argument '--mount-socket'/);
+  const needs = {
+    version: MOUNT_SOCKET_SMOLVM_VERSION,
+    feature: "--mount-socket",
+    why: "the VM needs it",
+  };
+  await assert.rejects(
+    old.cli.assertSupported({ needs }),
+    UserError,
+    'smolvm "1.6.3" at "' + FAKE_SMOLVM +
+      '" has no --mount-socket, which the VM needs it: it needs smolvm 1.6.4 or newer',
+  );
+  await using first = await setup({ version: "1.6.4" });
+  assert.equal((await first.cli.assertSupported({ needs })).text, "1.6.4");
+});
+
 Deno.test("machineCreate: a docker save archive on stdin with --image -", async () => {
   await using t = await setup();
   const archive = legacyDockerSave();
@@ -182,6 +240,15 @@ Deno.test("machineCreate: refuses impossible combinations before running smolvm"
     { name: "a", image: "x", memoryMib: 1.5 },
     { name: "a", image: "x", env: { "BAD-NAME": "1" } },
     { name: "a", image: "x", allowCidrs: ["--net"] },
+    { name: "a", image: "x", mountSockets: [{ host: "rel.sock", guest: "/g.sock" }] },
+    { name: "a", image: "x", mountSockets: [{ host: "/a:b.sock", guest: "/g.sock" }] },
+    { name: "a", image: "x", mountSockets: [{ host: "/h.sock", guest: "g.sock" }] },
+    { name: "a", image: "x", mountSockets: [{ host: "/h.sock", guest: "/g;x.sock" }] },
+    {
+      name: "a",
+      image: "x",
+      mountSockets: [{ host: "/h.sock", guest: "/g.sock" }, { host: "/i.sock", guest: "/g.sock" }],
+    },
   ];
   for (const o of bad) {
     await assert.rejects(t.cli.machineCreate(o), TypeError, JSON.stringify(o));

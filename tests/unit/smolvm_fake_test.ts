@@ -24,9 +24,9 @@ async function created(f: Awaited<ReturnType<typeof fakeSmolvm>>, name: string, 
   }
 }
 
-Deno.test("fake --version prints smolvm X.Y.Z, default 1.2.0, or FAKE_SMOLVM_VERSION", async () => {
+Deno.test("fake --version prints smolvm X.Y.Z, default 1.9.3, or FAKE_SMOLVM_VERSION", async () => {
   await using f = await fakeSmolvm();
-  assert.equal((await f.run(["--version"])).stdout, "smolvm 1.2.0\n");
+  assert.equal((await f.run(["--version"])).stdout, "smolvm 1.9.3\n");
   await using old = await fakeSmolvm({ version: "0.8.0" });
   assert.equal((await old.run(["--version"])).stdout, "smolvm 0.8.0\n");
 });

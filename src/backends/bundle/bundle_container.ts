@@ -102,6 +102,20 @@ export function bundleAddress(docker: DockerCli, plan: Plan): Promise<string> {
   return docker.containerAddress(plan.bundle.container.name, plan.bundle.container.network);
 }
 
+/** Where the bundle's published ports are on the host: its port -> the host's. */
+export async function publishedPorts(
+  docker: DockerCli,
+  plan: Plan,
+): Promise<Record<number, number>> {
+  const c = plan.bundle.container;
+  const found = await Promise.all(
+    (c.publish ?? []).map(async (p) =>
+      [p.port, await docker.publishedPort(c.name, p.port, p.hostIp)] as const
+    ),
+  );
+  return Object.fromEntries(found);
+}
+
 /** The audit log as it is in the bundle now (empty if nothing was logged yet). */
 export async function readAuditLog(docker: DockerCli, container: string): Promise<Uint8Array> {
   try {

@@ -28,7 +28,12 @@ import { checkLaunch, prepareLaunch } from "./prepare.ts";
 import { provision } from "./provision.ts";
 import { type BundleFiles, type GateStarts, makeBundleFiles } from "../../bundle/bundle_files.ts";
 import { gateStarts } from "./workspace_start.ts";
-import { bundleAddress, saveAuditLog, startBundle } from "../bundle/bundle_container.ts";
+import {
+  bundleAddress,
+  publishedPorts,
+  saveAuditLog,
+  startBundle,
+} from "../bundle/bundle_container.ts";
 import { type BottleRecord, writeRecord } from "../../state/bottle_record.ts";
 import { throwIfCancelled } from "../../proc/signals.ts";
 import { seedWorkspace } from "../workspace_copy.ts";
@@ -165,12 +170,14 @@ async function launchSteps(
     });
   });
   let address: Promise<string> | undefined;
+  let ports: Promise<Record<number, number>> | undefined;
   const start: StartContext = {
     ...base,
     agentSecretEnv: Object.fromEntries(
       plan.agent.proxy.env.map((k) => [k, prepared.secretEnv[k]!]),
     ),
     bundleAddress: () => (address ??= bundleReady.then(() => bundleAddress(docker, plan))),
+    bundlePorts: () => (ports ??= bundleReady.then(() => publishedPorts(docker, plan))),
   };
   req.progress("starting the agent");
   await settled([
@@ -297,6 +304,7 @@ async function openState(
     volumes: plan.volumes.map((v) => v.name),
     ...landingOf(plan),
     ...(plan.agent.keptHome ? { keptHome: plan.agent.keptHome.hostFile } : {}),
+    ...(plan.vm?.network.mode === "sockets" ? { relayDir: plan.vm.network.relayDir } : {}),
     ...(queue ? { supervise: queue } : {}),
   };
   await writeRecord(stateDir, record);

@@ -15,6 +15,15 @@
  *   with --image), `--cpus N` ("Number of virtual CPUs", u8), `--mem MiB`
  *   ("Memory allocation in MiB", u32), `--allow-cidr CIDR` and
  *   `--allow-host HOSTNAME` (repeatable, imply --net), `-e/--env KEY=VALUE`.
+ * - `machine create --mount-socket HOST_PATH:GUEST_PATH` (repeatable, since
+ *   1.6.4: commit b310083f, #656): a guest process that connects to
+ *   GUEST_PATH reaches the host socket at HOST_PATH (the guest agent's
+ *   listener, mode 0777, bridged over vsock; libkrun dials the host socket
+ *   per connection). Split at the first ':'; the guest path is absolute,
+ *   without ';' or '|', mounted once; at most 64 published sockets.
+ *   Without --net, --allow-cidr or --allow-host the VM has no network
+ *   device at all (`src/network/launch.rs`: backend None, vsock without
+ *   TSI).
  * - `machine exec --name N [-i] [-t] [--stream] [-e K=V] [-w DIR] -- ARGV`.
  * - `machine delete -n N -f`: without `-f` it asks on stdin; with no stdin it
  *   prints "Cancelled" and exits 0 having deleted nothing.
@@ -48,6 +57,11 @@ export {
  *   built agent image gets into a VM without a registry.
  */
 export const MIN_SMOLVM_VERSION = "1.1.0";
+
+/** The first smolvm with `machine create --mount-socket` (a VM with no network reaching the bundle). */
+export const MOUNT_SOCKET_SMOLVM_VERSION = "1.6.4";
+/** smolvm's `PUBLISH_SOCKET_MAX` (crates/smolvm-protocol/src/lib.rs). */
+const MAX_PUBLISHED_SOCKETS = 64;
 
 /** Environment variable naming the smolvm binary (default: `smolvm` on PATH). */
 export const SMOLVM_ENV = "SMOLVM";
@@ -107,6 +121,8 @@ export interface MachineCreateOptions extends CallOptions {
    * it pass the names the guest needs here.
    */
   allowHosts?: string[];
+  /** Host Unix sockets mounted into the guest (`--mount-socket`, smolvm 1.6.4+). */
+  mountSockets?: { host: string; guest: string }[];
   /**
    * Guest environment, NON-SECRET `KEY=VALUE` only: these go on smolvm's argv
    * (`-e K=V`, visible in `ps`) and into the machine record on disk. Secrets
@@ -188,7 +204,12 @@ export class SmolvmCli {
    * Refuses a missing smolvm or one older than `MIN_SMOLVM_VERSION` with a
    * `UserError` (exit 2) that says what was found and what is needed.
    */
-  async assertSupported(options: CallOptions = {}): Promise<SmolvmVersion> {
+  async assertSupported(
+    options: CallOptions & {
+      /** A feature this launch needs, the version that has it, and why. */
+      needs?: { version: string; feature: string; why: string };
+    } = {},
+  ): Promise<SmolvmVersion> {
     let v: SmolvmVersion;
     try {
       v = await this.version(options);
@@ -204,6 +225,13 @@ export class SmolvmCli {
       throw new UserError(
         `Unsupported smolvm "${v.text}" at "${this.binary}": bottle needs smolvm ${MIN_SMOLVM_VERSION} or newer, ` +
           `the first release that enforces the VM egress policy (--allow-cidr) and reads "docker save" archives: upgrade smolvm`,
+      );
+    }
+    const needs = options.needs;
+    if (needs && compareVersions(v, needs.version) < 0) {
+      throw new UserError(
+        `smolvm "${v.text}" at "${this.binary}" has no ${needs.feature}, which ${needs.why}: ` +
+          `it needs smolvm ${needs.version} or newer: upgrade smolvm, or use --backend docker`,
       );
     }
     return v;
@@ -234,6 +262,7 @@ export class SmolvmCli {
     }
     for (const cidr of o.allowCidrs ?? []) argv.push("--allow-cidr", checkValue("cidr", cidr));
     for (const host of o.allowHosts ?? []) argv.push("--allow-host", checkValue("host", host));
+    argv.push(...mountSocketFlags(o.mountSockets ?? []));
     argv.push(...envFlags(o.env));
     await this.#runNamed(o.name, argv, {
       ...callOpts(o),
@@ -487,6 +516,25 @@ function execArgv(
 /** clap's usage failure: `error: …` ending in its `--help` hint. */
 function isUsageError(stderr: string): boolean {
   return /^error: /m.test(stderr) && /For more information, try '--help'/.test(stderr);
+}
+
+/** `--mount-socket HOST:GUEST` for each, checked as smolvm checks them (and the host side too). */
+function mountSocketFlags(sockets: { host: string; guest: string }[]): string[] {
+  if (sockets.length > MAX_PUBLISHED_SOCKETS) {
+    throw new TypeError(`machineCreate: ${sockets.length} sockets; smolvm takes at most 64`);
+  }
+  const guests = new Set<string>();
+  return sockets.flatMap(({ host, guest }) => {
+    // smolvm splits at the first ':', so the host path cannot hold one.
+    if (!host.startsWith("/") || host.includes(":")) {
+      throw new TypeError(`machineCreate: bad host socket path "${host}"`);
+    }
+    if (!guest.startsWith("/") || /[;|]/.test(guest) || guests.has(guest)) {
+      throw new TypeError(`machineCreate: bad or repeated guest socket path "${guest}"`);
+    }
+    guests.add(guest);
+    return ["--mount-socket", `${host}:${guest}`];
+  });
 }
 
 function envFlags(env: Record<string, string> | undefined): string[] {

@@ -3,16 +3,20 @@
  * `vm`), made from the agent image by `smolvm pack` (through bottle's own
  * registry, cached) or from its `docker save` archive.
  *
- * The VM's egress policy allows one address, the bundle's. That address must
- * be one the host can reach, because smolvm's network gateway opens every
- * guest connection as a host socket. On a Linux engine (and OrbStack) the
- * bundle's bridge IP is routable from the host and nothing else listens on
- * it (pipelock and the health port are on the bundle's loopback). Docker
- * Desktop and Colima keep container IPs inside their own VM; the only host
- * addresses left to allow would be the host's loopback or LAN address, which
- * would open every other service there to the agent, so bottle refuses
- * those engines rather than weaken the policy (checked by connecting to the
- * bundle from the host before the VM is made).
+ * How the VM reaches the bundle is the plan's `vm.network`:
+ *
+ * - `bundle-address`: the VM's egress policy allows one address, the
+ *   bundle's. smolvm's network gateway opens every guest connection as a
+ *   host socket, so that address must be one the host reaches: on a Linux
+ *   engine (and OrbStack) the bundle's bridge IP is, and nothing else
+ *   listens on it. Checked by connecting to the bundle before the VM is made.
+ * - `sockets` (Docker Desktop, Colima, …, whose container addresses stay in
+ *   their own VM): the VM has no network device. The bundle's agent-facing
+ *   ports are published on this host's loopback; the host relay (a process
+ *   of its own, tracked in the relay dir) serves a Unix socket for each,
+ *   smolvm mounts those into the guest, and the forwarder in the guest
+ *   listens on 127.0.0.1 for each port, as in a docker bottle. Allowing a
+ *   host address instead would open every service there to the agent.
  */
 import type { DockerCli } from "../../engine/docker_cli.ts";
 import type {
@@ -35,6 +39,11 @@ import {
   WRITE_SECRET_ENV,
 } from "./vm_env.ts";
 import { UserError } from "../../errors.ts";
+import { MOUNT_SOCKET_SMOLVM_VERSION } from "./smolvm_cli.ts";
+import { startRelay, stopRelay } from "./relay_process.ts";
+import { join } from "node:path";
+import { RECORD_FILE } from "../../state/bottle_record.ts";
+import type { BottleRecord } from "../../state/bottle_record.ts";
 
 const REACH_TIMEOUT_MS = 3000;
 /** VM names are `bottle-<bottle name>`, as in the plan. */
@@ -46,6 +55,8 @@ export class VmRuntime implements AgentRuntime {
   #source: MachineSource | undefined;
   /** The bundle's address, once `start` knows it. */
   #address: string | undefined;
+  /** The host relay's dir, once `start` is starting it. */
+  #relayDir: string | undefined;
 
   constructor(private readonly smolvm: SmolvmCli, private readonly docker: DockerCli) {}
 
@@ -54,7 +65,18 @@ export class VmRuntime implements AgentRuntime {
   }
 
   async prepare(ctx: PrepareContext): Promise<void> {
-    await this.smolvm.assertSupported();
+    const net = vmOf(ctx.plan).network;
+    await this.smolvm.assertSupported(
+      net.mode === "sockets"
+        ? {
+          needs: {
+            version: MOUNT_SOCKET_SMOLVM_VERSION,
+            feature: "machine create --mount-socket",
+            why: `a VM with no network needs to reach the bundle (${net.reason})`,
+          },
+        }
+        : {},
+    );
     const source = await machineSource(this.docker, this.smolvm, ctx.images.agent, {
       cacheDir: ctx.cacheDir,
       progress: ctx.progress,
@@ -70,31 +92,73 @@ export class VmRuntime implements AgentRuntime {
     const vm = vmOf(ctx.plan);
     const source = this.#source;
     if (!source) throw new Error("VmRuntime.start before prepare");
-    const address = await ctx.bundleAddress();
-    this.#address = address;
-    await assertReachable(address, ctx.plan.bundle.ports.egress);
+    const net = vm.network;
+    let address = "";
+    let relay: Promise<void> = Promise.resolve();
+    if (net.mode === "bundle-address") {
+      address = await ctx.bundleAddress();
+      this.#address = address;
+      await assertReachable(address, ctx.plan.bundle.ports.egress);
+    } else {
+      // Made while the VM is: its sockets must listen before the guest starts.
+      this.#relayDir = net.relayDir;
+      relay = ctx.bundlePorts().then((ports) => {
+        ctx.progress("starting the host relay for the VM's sockets");
+        return startRelay(net.relayDir, {
+          record: join(ctx.plan.bottle.stateDir, RECORD_FILE),
+          sockets: net.sockets.map((s) => {
+            const port = ports[s.port];
+            if (port === undefined) throw new Error(`The bundle's port ${s.port} is not published`);
+            return { path: s.hostSocket, port };
+          }),
+        });
+      });
+      relay.catch(() => {}); // awaited below, on every path
+    }
+    const fill = (v: string) => address ? withBundleAddress(v, address) : v;
     ctx.progress(`creating the VM ${vm.machine}`);
-    const archive = source.kind === "archive" ? await Deno.open(source.path) : undefined;
-    await this.smolvm.machineCreate({
-      name: vm.machine,
-      ...(source.kind === "smolmachine"
-        ? { from: source.path }
-        : { image: "-", stdin: archive!.readable }),
-      allowCidrs: vm.allowCidrs.map((c) => withBundleAddress(c, address)),
-      allowHosts: vm.allowHosts,
-      env: envWithBundleAddress(ctx.plan.agent.env, address),
-      ...(vm.cpus !== undefined ? { cpus: vm.cpus } : {}),
-      ...(vm.memoryMib !== undefined ? { memoryMib: vm.memoryMib } : {}),
-    });
+    try {
+      const archive = source.kind === "archive" ? await Deno.open(source.path) : undefined;
+      await this.smolvm.machineCreate({
+        name: vm.machine,
+        ...(source.kind === "smolmachine"
+          ? { from: source.path }
+          : { image: "-", stdin: archive!.readable }),
+        ...(net.mode === "bundle-address"
+          ? { allowCidrs: net.allowCidrs.map(fill), allowHosts: net.allowHosts }
+          : {
+            mountSockets: net.sockets.map((s) => ({ host: s.hostSocket, guest: s.guestSocket })),
+          }),
+        env: address ? envWithBundleAddress(ctx.plan.agent.env, address) : ctx.plan.agent.env,
+        ...(vm.cpus !== undefined ? { cpus: vm.cpus } : {}),
+        ...(vm.memoryMib !== undefined ? { memoryMib: vm.memoryMib } : {}),
+      });
+    } finally {
+      // The relay is this runtime's to remove: never still starting when teardown looks for it.
+      await relay.catch(() => {});
+    }
+    await relay;
     // The archive has been read into the VM's disk; a detached bottle must not keep it.
     if (source.kind === "archive") await Deno.remove(source.path).catch(() => {});
     ctx.progress("starting the VM");
     await this.smolvm.machineStart({ name: vm.machine });
     await this.#run(vm.machine, WRITE_SECRET_ENV, {
       stdin: new TextEncoder().encode(
-        secretEnvFile(envWithBundleAddress(ctx.agentSecretEnv, address)),
+        secretEnvFile(
+          address ? envWithBundleAddress(ctx.agentSecretEnv, address) : ctx.agentSecretEnv,
+        ),
       ),
     });
+    if (net.mode === "sockets") {
+      // Detaches once every port listens: provisioning can use them at once.
+      await this.exec(vm.machine, [
+        "sh",
+        "-c",
+        'exec "$@" < /dev/null > /dev/null 2>> /tmp/bottle-forward.log',
+        "bottle-forward",
+        ...net.forwarder,
+      ], { user: ctx.plan.agent.user });
+    }
   }
 
   async exec(place: string, argv: string[], opts: ExecOptions): Promise<RunResult> {
@@ -144,7 +208,17 @@ export class VmRuntime implements AgentRuntime {
     });
   }
 
-  async remove(place: string): Promise<void> {
+  async remove(place: string, record?: Pick<BottleRecord, "relayDir">): Promise<void> {
+    // The relay goes after the VM (nothing dials its sockets then), whatever the VM did.
+    const relayDir = record?.relayDir ?? this.#relayDir;
+    try {
+      await this.#removeMachine(place);
+    } finally {
+      if (relayDir) await stopRelay(relayDir);
+    }
+  }
+
+  async #removeMachine(place: string): Promise<void> {
     try {
       await this.smolvm.machineStop({ name: place });
     } catch (err) {

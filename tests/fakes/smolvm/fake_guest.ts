@@ -9,7 +9,10 @@
  * policy in its network namespace (set from outside it, by a helper with
  * NET_ADMIN that the guest never has) lets out only packets to those
  * addresses. DNS is closed (the docker resolver dropped): smolvm resolves
- * only `--allow-host` names, and bottle's one never resolves.
+ * only `--allow-host` names, and bottle's one never resolves. Each
+ * `--mount-socket` host socket is bind-mounted at its guest path: a guest
+ * process that connects there reaches the host socket, as through smolvm's
+ * guest agent.
  */
 import { Fail } from "./fake_errors.ts";
 import { testImage } from "../../helpers/test_image.ts";
@@ -101,6 +104,7 @@ export async function startGuest(
   image: string,
   env: string[],
   allowCidrs: string[] = [],
+  mountSockets: { host: string; guest: string }[] = [],
 ): Promise<void> {
   const name = guestContainer(stateDir, machine);
   const exists = await docker(["inspect", "--format", "{{.State.Status}}", name]);
@@ -112,6 +116,15 @@ export async function startGuest(
     return;
   }
   const network = allowCidrs.length > 0 ? await networkOf(allowCidrs) : "none";
+  for (const s of mountSockets) {
+    // docker would make a missing bind source a directory: fail as smolvm's dial would.
+    const info = await Deno.lstat(s.host).catch(() => undefined);
+    if (!info?.isSocket) {
+      throw new Fail(
+        `fake smolvm: --mount-socket host path '${s.host}' is not a listening socket when the machine starts`,
+      );
+    }
+  }
   const r = await docker([
     "run",
     "-d",
@@ -124,6 +137,7 @@ export async function startGuest(
     "--user",
     "0",
     "--init",
+    ...mountSockets.flatMap((s) => ["--mount", `type=bind,source=${s.host},target=${s.guest}`]),
     ...env.flatMap((kv) => ["-e", kv]),
     "--entrypoint",
     "sleep",

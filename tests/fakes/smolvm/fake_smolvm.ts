@@ -8,14 +8,19 @@
  *
  * Contract enforced:
  *
- * - `smolvm --version` (or `-V`) prints `smolvm <FAKE_SMOLVM_VERSION or 1.2.0>`.
+ * - `smolvm --version` (or `-V`) prints `smolvm <FAKE_SMOLVM_VERSION or 1.9.3>`.
  * - Machine names are given only as `-n/--name`; `machine exec` takes only the
  *   long `--name`. A positional name (the 0.8.0 habit) fails like
  *   smolvm >= 1.0.2: `Error: …`, exit 1. The fake also requires a name where
  *   smolvm would default to "default" or make one up: bottle never wants that.
  * - `machine create --name N (--image REF|-|PATH | --from X.smolmachine)
  *   [--cpus N] [--mem MiB] [--allow-cidr CIDR]… [--allow-host HOST]…
- *   [-e K=V]…`. `--image -` reads a `docker save` archive on stdin and
+ *   [--mount-socket HOST_PATH:GUEST_PATH]… [-e K=V]…`. `--mount-socket`
+ *   exists from 1.6.4 (before, clap's "unexpected argument"); its value is
+ *   split at the first ':', both sides required, the guest path absolute,
+ *   without ';' or '|', mounted once, at most 64 (smolvm's own checks,
+ *   src/cli/machine.rs `parse_published_sockets`); the fake also wants an
+ *   absolute host path. No --allow-cidr and no --allow-host: no network. `--image -` reads a `docker save` archive on stdin and
  *   `--image ./x.tar` reads one from a file: it must be a tar with a top-level
  *   `manifest.json` or `index.json`. Any egress policy switches the recorded
  *   network to virtio-net (guest 100.96.0.2, gateway 100.96.0.1). `--net`
@@ -51,7 +56,7 @@
  *   exit 2, like clap.
  *
  * Environment:
- * - `FAKE_SMOLVM_STATE` (required for `machine …`): directory for state:
+ * - `FAKE_SMOLVM_STATE` (default `$TMPDIR/fake-smolvm-<uid>`): directory for state:
  *   `machines/<name>.json` (name, state, image/from, allowCidrs, allowHosts,
  *   env, cpus, mem, files copied in, …) and `guests/<name>/` (guest root).
  * - `FAKE_SMOLVM_LOG`: if set, one JSON line per invocation is appended:
@@ -61,13 +66,16 @@
  *   `delete`, `exec`, `cp`, `status`, `ls`, `pack`) that fail with an injected
  *   `Error:` after argv validation; a failed start leaves the machine "failed".
  * - `FAKE_SMOLVM_DENO`: the deno the shim runs this file with (default: PATH).
- * - `FAKE_SMOLVM_GUEST=docker`: each machine is a real guest: a container of
- *   the machine's image (the config digest of the `.smolmachine` or of the
- *   archive, which is the image's ID in the local engine) with no network,
+ * - Each machine is a real guest (the default): a container of the
+ *   machine's image (the config digest of the `.smolmachine` or of the
+ *   archive, which is the image's ID in the local engine) with exactly the
+ *   network the contract promises (none; or the allowed /32s only),
  *   started by `machine start`; `machine exec` runs ARGV in it as root with
  *   the machine's env and `-w`, and `machine cp` copies into and out of it.
- *   Without it, exec runs ARGV on the host as described above (for tests of
- *   the fake's own contract).
+ *   Each `--mount-socket` host socket is bind-mounted at its guest path, so
+ *   it must exist when the machine starts (smolvm dials it per connection).
+ * - `FAKE_SMOLVM_GUEST=host`: exec runs ARGV on the host as described
+ *   above, for tests of the fake's own argv contract that boot no image.
  */
 import { createHash } from "node:crypto";
 import { Fail, Usage } from "./fake_errors.ts";
@@ -75,10 +83,13 @@ import { pullImage } from "./fake_registry_pull.ts";
 import { scanDockerSave, type TarSummary } from "./fake_tar.ts";
 import * as guest from "./fake_guest.ts";
 
-/** `FAKE_SMOLVM_GUEST=docker`: each machine is a container of its image (see fake_guest.ts). */
-const dockerGuests = () => Deno.env.get("FAKE_SMOLVM_GUEST") === "docker";
+/** Each machine is a container of its image (see fake_guest.ts), unless FAKE_SMOLVM_GUEST=host. */
+const dockerGuests = () => Deno.env.get("FAKE_SMOLVM_GUEST") !== "host";
 
-const DEFAULT_VERSION = "1.2.0";
+const DEFAULT_VERSION = "1.9.3";
+/** The first smolvm with --mount-socket (commit b310083f, #656). */
+const MOUNT_SOCKET_SINCE = [1, 6, 4];
+const PUBLISH_SOCKET_MAX = 64;
 // smolvm's defaults when --cpus/--mem are absent (assumed; not load-bearing).
 const DEFAULT_CPUS = 4;
 const DEFAULT_MEM_MIB = 8192;
@@ -215,6 +226,8 @@ interface Machine {
   smolmachine: Record<string, unknown> | null;
   allowCidrs: string[];
   allowHosts: string[];
+  /** `--mount-socket`: host socket -> guest path. */
+  mountSockets?: { host: string; guest: string }[];
   env: string[];
   cpus: number;
   mem: number;
@@ -227,9 +240,8 @@ interface Machine {
 }
 
 function stateDir(): string {
-  const dir = Deno.env.get("FAKE_SMOLVM_STATE");
-  if (!dir) throw new Usage("FAKE_SMOLVM_STATE is not set (the fake keeps machine state there)");
-  return dir;
+  return Deno.env.get("FAKE_SMOLVM_STATE") ??
+    `${Deno.env.get("TMPDIR") ?? "/tmp"}/fake-smolvm-${Deno.uid() ?? "user"}`;
 }
 const machinePath = (name: string) => `${stateDir()}/machines/${name}.json`;
 const guestRoot = (name: string) => `${stateDir()}/guests/${name}`;
@@ -333,6 +345,59 @@ function checkEnv(v: string): string {
   return v;
 }
 
+function versionAtLeast(min: number[]): boolean {
+  const v = (Deno.env.get("FAKE_SMOLVM_VERSION") ?? DEFAULT_VERSION).split(/[.-]/).map(Number);
+  for (let i = 0; i < 3; i++) {
+    if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > min[i]!;
+  }
+  return true;
+}
+
+/** smolvm's `parse_published_sockets` checks, and an absolute host path (bottle's own rule). */
+function checkMountSockets(specs: string[]): { host: string; guest: string }[] {
+  if (specs.length > PUBLISH_SOCKET_MAX) {
+    throw new Fail(
+      `configuration error: publish-socket: too many published sockets (${specs.length}); max is ${PUBLISH_SOCKET_MAX}`,
+    );
+  }
+  const guests = new Set<string>();
+  return specs.map((spec) => {
+    const i = spec.indexOf(":");
+    if (i < 0) {
+      throw new Fail(
+        `configuration error: mount-socket: expected HOST_PATH:GUEST_PATH, got '${spec}'`,
+      );
+    }
+    const host = spec.slice(0, i);
+    const guestPath = spec.slice(i + 1);
+    if (!host || !guestPath) {
+      throw new Fail(
+        `configuration error: mount-socket: both HOST_PATH and GUEST_PATH are required in '${spec}'`,
+      );
+    }
+    if (/[;|]/.test(guestPath)) {
+      throw new Fail(
+        `configuration error: publish-socket: guest path '${guestPath}' contains an unsupported character (';' or '|')`,
+      );
+    }
+    if (!guestPath.startsWith("/")) {
+      throw new Fail(
+        `configuration error: publish-socket: guest path '${guestPath}' must be absolute`,
+      );
+    }
+    if (guests.has(guestPath)) {
+      throw new Fail(
+        `configuration error: mount-socket: guest path '${guestPath}' is mounted more than once`,
+      );
+    }
+    if (!host.startsWith("/")) {
+      throw new Fail(`fake smolvm: --mount-socket host path '${host}' is not absolute`);
+    }
+    guests.add(guestPath);
+    return { host, guest: guestPath };
+  });
+}
+
 function checkUint(flag: string, v: string | undefined, max: number): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) > max) {
@@ -365,6 +430,9 @@ async function machineCreate(args: string[]): Promise<number> {
     { long: "--allow-host", value: true, repeat: true },
     { long: "--env", short: "-e", value: true, repeat: true },
     { long: "--net" },
+    ...(versionAtLeast(MOUNT_SOCKET_SINCE)
+      ? [{ long: "--mount-socket", value: true, repeat: true }]
+      : []),
   ]);
   const name = requireName(cmd, p);
   if (p.trailing !== undefined) {
@@ -390,6 +458,7 @@ async function machineCreate(args: string[]): Promise<number> {
   const allowCidrs = many(p, "--allow-cidr").map(checkCidr);
   const allowHosts = many(p, "--allow-host").map(checkHost);
   const env = many(p, "--env").map(checkEnv);
+  const mountSockets = checkMountSockets(many(p, "--mount-socket"));
 
   let imageRef: string | null = null;
   let archive: TarSummary | null = null;
@@ -454,6 +523,7 @@ async function machineCreate(args: string[]): Promise<number> {
     smolmachine,
     allowCidrs,
     allowHosts,
+    ...(mountSockets.length > 0 ? { mountSockets } : {}),
     env,
     cpus,
     mem,
@@ -493,7 +563,7 @@ async function machineStart(args: string[]): Promise<number> {
   await Deno.mkdir(`${guestRoot(name)}/root`, { recursive: true });
   if (dockerGuests()) {
     if (!m.guestImage) throw new Fail(`start: machine '${name}' has no image to boot`);
-    await guest.startGuest(stateDir(), name, m.guestImage, m.env, m.allowCidrs);
+    await guest.startGuest(stateDir(), name, m.guestImage, m.env, m.allowCidrs, m.mountSockets);
   }
   m.state = "running";
   m.pid = 10_000 + Math.floor(Math.random() * 50_000);

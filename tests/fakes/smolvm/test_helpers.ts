@@ -14,7 +14,11 @@ export interface FakeSmolvmOptions {
   version?: string;
   /** Verbs to fail on purpose (FAKE_SMOLVM_FAIL). */
   fail?: string;
-  /** Run each machine as a container of its image (FAKE_SMOLVM_GUEST=docker). */
+  /**
+   * Run each machine as a container of its image (the fake's default);
+   * without it the sandbox sets FAKE_SMOLVM_GUEST=host, for tests of the
+   * fake's argv contract that boot no image.
+   */
   dockerGuests?: boolean;
 }
 
@@ -49,7 +53,7 @@ export async function fakeSmolvm(options: FakeSmolvmOptions = {}): Promise<FakeS
     FAKE_SMOLVM_LOG: logPath,
     ...(options.version ? { FAKE_SMOLVM_VERSION: options.version } : {}),
     ...(options.fail ? { FAKE_SMOLVM_FAIL: options.fail } : {}),
-    ...(options.dockerGuests ? { FAKE_SMOLVM_GUEST: "docker" } : {}),
+    FAKE_SMOLVM_GUEST: options.dockerGuests ? "docker" : "host",
   };
   return {
     dir,
