@@ -72,6 +72,12 @@ export interface AgentRuntime {
   /** Runs argv on this terminal; returns its exit code. */
   execInteractive(place: string, argv: string[], opts: InteractiveOptions): Promise<number>;
   /**
+   * Cuts the place off from what serves it on the host, before the bundle
+   * goes (a VM's relay: once the bundle's published port is free, any local
+   * process could take it, and nothing may be relayed there).
+   */
+  cutOff?(place: string, record?: Pick<BottleRecord, "relayDir">): Promise<void>;
+  /**
    * Stops and removes the place, and what serves it on the host (a VM's
    * relay: the bottle's record names it when another process removes it);
    * a place that is not there is fine.

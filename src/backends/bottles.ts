@@ -127,12 +127,13 @@ export class Bottles {
       if (why) opts.say?.(`the agent's home of ${name} was not kept: ${why}`);
     }
     const others = b.containers.filter((c) => c !== b.place && c !== b.bundleContainer);
+    const helpers = b.relayDir ? { relayDir: b.relayDir } : undefined;
+    // Nothing is relayed to the bundle's ports once they may be free.
+    if (runtime && b.place) await runtime.cutOff?.(b.place, helpers);
     // The agent goes while the audit log is copied out of the bundle; then
     // the bundle; then what they used. Each group in parallel.
     await Promise.all([
-      runtime && b.place
-        ? runtime.remove(b.place, b.relayDir ? { relayDir: b.relayDir } : undefined)
-        : undefined,
+      runtime && b.place ? runtime.remove(b.place, helpers) : undefined,
       docker.removeContainers(others),
       b.bundleContainer
         ? saveAuditLog(docker, b.bundleContainer, keptAuditLog(this.stateRoot, name))

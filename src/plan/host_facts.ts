@@ -73,7 +73,19 @@ async function vmNetworkChoice(
   setting: string | undefined,
   engineKind: () => Promise<EngineKind>,
 ): Promise<{ mode: VmNetworkMode; reason: string }> {
-  if (setting === "sockets" || setting === "bundle-address") {
+  if (setting === "bundle-address") {
+    return { mode: setting, reason: `${SMOLVM_NETWORK_ENV}=${setting}` };
+  }
+  if (setting === "sockets") {
+    // A remote engine publishes the bundle's ports on its own loopback: the
+    // relay would dial whatever listens on this host's port of that number.
+    const kind = await engineKind().catch(() => undefined);
+    if (kind?.remote) {
+      throw new UserError(
+        `${SMOLVM_NETWORK_ENV}=sockets cannot work with the engine at ${kind.context.endpoint}: ` +
+          "its published ports are that machine's loopback, not this one's: use --backend docker",
+      );
+    }
     return { mode: setting, reason: `${SMOLVM_NETWORK_ENV}=${setting}` };
   }
   if (setting && setting !== "auto") {

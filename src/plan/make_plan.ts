@@ -798,11 +798,14 @@ function vmPlan(
   hostUser: HostFacts["hostUser"],
 ): NonNullable<Plan["vm"]> {
   const memoryMib = def.resources.memory !== undefined ? toMib(def.resources.memory) : undefined;
-  const longest = Math.max(...forwards.map((f) => basename(f.socket).length));
+  const bytes = (s: string) => new TextEncoder().encode(s).length;
+  const longest = Math.max(...forwards.map((f) => bytes(basename(f.socket))));
   const inState = join(stateDir, "relay");
-  const relayDir = inState.length + 1 + longest <= MAX_SOCKET_PATH
+  // Named by its state dir too: two state dirs may hold bottles of one name.
+  const tag = createHash("sha256").update(stateDir).digest("hex").slice(0, 8);
+  const relayDir = bytes(inState) + 1 + longest <= MAX_SOCKET_PATH
     ? inState
-    : `/tmp/bottle-${hostUser?.uid ?? "user"}/${basename(stateDir)}`;
+    : `/tmp/bottle-${hostUser?.uid ?? "user"}/${basename(stateDir)}-${tag}`;
   return {
     machine: prefix,
     ...(def.resources.cpus !== undefined

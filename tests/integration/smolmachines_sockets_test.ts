@@ -23,6 +23,7 @@ import {
 } from "../helpers/bottle_env.ts";
 import { run } from "../../src/proc/runner.ts";
 import { FAKE_SMOLVM, fakeSmolvm } from "../fakes/smolvm/test_helpers.ts";
+import { hostListener } from "../helpers/net_probe.ts";
 import { pathExists } from "../../src/state/path_exists.ts";
 import { isRelayOf, relayPid } from "../../src/backends/smolvm/relay_process.ts";
 
@@ -83,16 +84,9 @@ Deno.test("smolmachines on a Docker-Desktop-like engine: no network in the VM, t
   await git(["commit", "--quiet", "-m", "first"]);
   const name = "vmsock-d1";
   const relayDir = join(be.stateRoot, "bottles", name, "relay");
-  // A host listener the guest must not reach (on docker0, where host-gateway points).
-  const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const accepted: string[] = [];
-  (async () => {
-    for await (const c of listener) {
-      accepted.push((c.remoteAddr as Deno.NetAddr).hostname);
-      c.close();
-    }
-  })().catch(() => {});
+  // A host listener the guest must not reach (on every host address, docker0's among them).
+  await using host = await hostListener();
+  const port = host.port;
   let relay = 0;
   try {
     await t.step("the plan: no network, a socket per agent-facing port, said why", async () => {
@@ -225,7 +219,7 @@ Deno.test("smolmachines on a Docker-Desktop-like engine: no network in the VM, t
       assert.match(probe.stdout, /^bundle=7$/m);
       assert.match(probe.stdout, /^host=7$/m);
       assert.match(probe.stdout, /^dns=2$/m);
-      assert.deepEqual(accepted, [], "the guest reached a host listener");
+      assert.deepEqual(host.tcpFrom, [], "the guest reached a host listener");
       // The route's credential stays in the bundle: in no process's env or argv, no file (read
       // out and searched here, so that no search in the guest holds the value itself).
       const dump = await run([
@@ -364,7 +358,6 @@ Deno.test("smolmachines on a Docker-Desktop-like engine: no network in the VM, t
       },
     );
   } finally {
-    listener.close();
     await bottle(["cleanup", "--all"], be.env);
     await Deno.remove(tools, { recursive: true }).catch(() => {});
   }

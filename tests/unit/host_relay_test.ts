@@ -40,7 +40,8 @@ async function through(path: string, text: string): Promise<string> {
 }
 
 async function until(what: string, cond: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 100; i++) {
+  // The relay looks for its record every 5 s.
+  for (let i = 0; i < 300; i++) {
     if (await cond()) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -70,6 +71,14 @@ Deno.test("host relay: a socket per port, half-close kept, stopped by stop, gone
     const many = await Promise.all([1, 2, 3, 4, 5].map((i) => through(sock, `n${i}`)));
     assert.deepEqual(many, ["got:n1", "got:n2", "got:n3", "got:n4", "got:n5"]);
 
+    // One relay per dir: a second one (another bottle's, say) is refused while this one runs.
+    await assert.rejects(
+      startRelay(dir, { record, sockets: [{ path: sock, port: up.port }] }),
+      /A relay already serves/,
+    );
+    assert.equal(await through(sock, "still"), "got:still");
+
+    // Stopped at once (its own watch would take seconds): gone when stop returns.
     await stopRelay(dir);
     assert.equal(await isRelayOf(pid, dir), false);
     await assert.rejects(Deno.stat(dir), Deno.errors.NotFound);
@@ -80,7 +89,8 @@ Deno.test("host relay: a socket per port, half-close kept, stopped by stop, gone
     assert.equal(await through(sock, "ping"), "got:ping"); // positive control: it serves
     await Deno.remove(record);
     await until("the relay to end", async () => !(await isRelayOf(second, dir)));
-    await assert.rejects(Deno.stat(sock), Deno.errors.NotFound);
+    // It leaves nothing: its sockets, pid file, spec and log went with its dir.
+    await until("its dir to go", async () => !(await Deno.stat(dir).then(() => true, () => false)));
     await stopRelay(dir);
   } finally {
     up.close();
@@ -90,9 +100,10 @@ Deno.test("host relay: a socket per port, half-close kept, stopped by stop, gone
 
 Deno.test("host relay: stop signals no process that is not the dir's relay (a reused pid)", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "bottle-relay-" });
-  const other = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  const dir = join(tmp, "relay");
+  // Its command line names the dir, but it is no relay.
+  const other = new Deno.Command("sh", { args: ["-c", "sleep 30", dir] }).spawn();
   try {
-    const dir = join(tmp, "relay");
     await Deno.mkdir(dir);
     await Deno.writeTextFile(join(dir, "relay.pid"), `${other.pid}\n`);
     assert.equal(await isRelayOf(other.pid, dir), false);

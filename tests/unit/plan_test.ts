@@ -155,7 +155,18 @@ Deno.test("plan: a relay dir whose socket paths would be too long moves to a pri
   );
   const net = p.vm!.network;
   assert.ok(net.mode === "sockets");
-  assert.equal(net.relayDir, "/tmp/bottle-501/claude-abc123");
+  assert.match(net.relayDir, /^\/tmp\/bottle-501\/claude-abc123-[0-9a-f]{8}$/);
+  // Another state dir's bottle of the same name gets another dir.
+  const other = makePlan(
+    builtin(),
+    facts({
+      backend: "smolmachines",
+      vmNetwork: DESKTOP,
+      stateRoot: `/Users/${"y".repeat(40)}/Library/Application Support/bottle`,
+      hostUser: { uid: 501, gid: 20 },
+    }),
+  ).vm!.network;
+  assert.ok(other.mode === "sockets" && other.relayDir !== net.relayDir);
   assert.ok(net.sockets.every((s) => s.hostSocket.length <= 100));
 });
 

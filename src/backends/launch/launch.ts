@@ -356,6 +356,8 @@ async function removeContainers(
     () => undefined,
     (err: Error) => err,
   );
+  // Nothing is relayed to the bundle's ports once they may be free.
+  await runtime.cutOff?.(place);
   await settled([runtime.remove(place), docker.removeContainers([bundle])]);
   if (saved) {
     throw new Error(`Could not keep the audit log of ${plan.bottle.name}: ${saved.message}`);

@@ -6,9 +6,10 @@
  * relays to asks for the bottle's credential (other local processes reach
  * those ports too).
  *
- * Its sockets are in a dir only this user may enter; the sockets themselves
- * are open to every user (0666) because the fake smolvm, like smolvm's own
- * guest agent (mode 0777), hands them to the guest's unprivileged user.
+ * Its sockets are in a dir only this user may enter. smolvm dials them as
+ * this user; they are 0666 (still behind the 0700 dir) only for the fake
+ * smolvm, which bind-mounts each into a container where the guest's
+ * unprivileged user connects (as smolvm's guest agent lets it, mode 0777).
  *
  * It runs in a process of its own (`relay_main.ts`), so that it lives as
  * long as the bottle and not as long as the command that started it, and
@@ -34,8 +35,11 @@ export const RELAY_SPEC = "relay.json";
 export const RELAY_PID = "relay.pid";
 export const RELAY_LOG = "relay.log";
 
-/** How often the relay looks for its bottle's record. */
-const WATCH_MS = 1000;
+/**
+ * How often the relay looks for its bottle's record: a backstop for a stop
+ * that could not reach it (`stop` and `cleanup` end it themselves).
+ */
+const WATCH_MS = 5000;
 
 /**
  * Serves every socket of the spec until `signal` aborts or the bottle's
@@ -66,20 +70,28 @@ export async function serveRelay(
   }
 }
 
+/** Accepts until the listener is closed; a failed accept (EMFILE, say) is logged, not the end. */
 async function accept(
   listener: Deno.UnixListener,
   port: number,
   conns: Set<Deno.Conn>,
   log: (line: string) => void,
 ): Promise<void> {
-  try {
-    for await (const guest of listener) {
-      conns.add(guest);
-      relayOne(guest, port, conns, log).finally(() => conns.delete(guest));
+  for (;;) {
+    let guest: Deno.Conn;
+    try {
+      guest = await listener.accept();
+    } catch (err) {
+      // Closed at the end: the race in serveRelay is already decided.
+      if (err instanceof Deno.errors.BadResource) return;
+      log(`accept: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 100));
+      continue;
     }
-  } catch (err) {
-    // Closed at the end: the race above is already decided.
-    if (!(err instanceof Deno.errors.BadResource)) throw err;
+    conns.add(guest);
+    relayOne(guest, port, conns, log)
+      .catch((err) => log(`relay: ${(err as Error).message}`))
+      .finally(() => conns.delete(guest));
   }
 }
 
@@ -134,14 +146,14 @@ function closeQuietly(c: Deno.Conn): void {
 /** Resolves once the signal aborts, or the bottle's record or this relay's spec is gone. */
 async function gone(dir: string, spec: RelaySpec, signal: AbortSignal): Promise<void> {
   const exists = (p: string) => Deno.lstat(p).then(() => true, () => false);
+  const aborted = new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
   while (!signal.aborted) {
     if (!(await exists(spec.record)) || !(await exists(join(dir, RELAY_SPEC)))) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, WATCH_MS);
-      signal.addEventListener("abort", () => {
-        clearTimeout(t);
-        resolve();
-      }, { once: true });
-    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([aborted, new Promise((r) => (timer = setTimeout(r, WATCH_MS)))]);
+    clearTimeout(timer);
   }
 }

@@ -16,10 +16,12 @@ export async function relayMain(args: string[]): Promise<number> {
   }
   const logFile = join(dir, RELAY_LOG);
   const log = (line: string) => {
-    Deno.writeTextFileSync(logFile, `${new Date().toISOString()} ${line}\n`, {
-      append: true,
-      mode: 0o600,
-    });
+    try {
+      Deno.writeTextFileSync(logFile, `${new Date().toISOString()} ${line}\n`, {
+        append: true,
+        mode: 0o600,
+      });
+    } catch { /* the dir is gone: nobody reads it any more */ }
   };
   const stop = new AbortController();
   for (const sig of ["SIGTERM", "SIGHUP", "SIGINT"] as const) {
@@ -28,14 +30,21 @@ export async function relayMain(args: string[]): Promise<number> {
   try {
     const spec = JSON.parse(await Deno.readTextFile(join(dir, RELAY_SPEC))) as RelaySpec;
     await Deno.writeTextFile(join(dir, RELAY_PID), `${Deno.pid}\n`, { mode: 0o600 });
+    let started = false;
     await serveRelay(dir, spec, {
       signal: stop.signal,
       log,
       ready: () => {
+        started = true;
         Deno.stdout.writeSync(new TextEncoder().encode("ready\n"));
         Deno.stdout.close();
       },
     });
+    // Its bottle is gone (no stop reached it): its dir goes with it. Stopped
+    // by a signal, the stopper removes the dir once it has seen it end.
+    if (started && !stop.signal.aborted) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
     return 0;
   } catch (err) {
     const message = `relay: ${(err as Error).message}`;

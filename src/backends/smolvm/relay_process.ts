@@ -21,11 +21,19 @@ const STOP_TIMEOUT_MS = 5_000;
 /** Starts the relay of `dir` and returns once every socket listens. */
 export async function startRelay(dir: string, spec: RelaySpec): Promise<void> {
   await privateParent(dir);
+  const running = await relayPid(dir);
+  if (running !== undefined && await isRelayOf(running, dir)) {
+    throw new Error(`A relay already serves "${dir}" (pid ${running}): another bottle's`);
+  }
   await makePrivateDir(dir);
   await writePrivateFile(join(dir, RELAY_SPEC), JSON.stringify(spec, null, 2) + "\n");
   const [bin, ...args] = relayCommand(dir, spec);
   const child = new Deno.Command(bin!, {
     args,
+    // Nothing of the launcher's: not its env (the host's secrets), not its cwd (the project).
+    clearEnv: true,
+    env: relayEnv(),
+    cwd: dir,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -99,8 +107,10 @@ export async function isRelayOf(pid: number, dir: string): Promise<boolean> {
     if (Deno.build.os === "linux") return false;
     const r = await run(["ps", "-p", String(pid), "-o", "command="], { check: false });
     if (r.code !== 0) return false;
-    // ps joins argv with spaces: the dir is the last argument.
-    return r.stdout.trim().endsWith(` ${dir}`);
+    // ps joins argv with spaces: the relay's marker, then the dir as the last argument.
+    const command = r.stdout.trim();
+    return command.endsWith(` ${dir}`) &&
+      (command.includes(` ${RELAY_SUBCOMMAND} `) || command.includes("relay_main.ts "));
   }
   return argv.includes(dir) &&
     argv.some((a) => a === RELAY_SUBCOMMAND || a.endsWith("relay_main.ts"));
@@ -117,6 +127,7 @@ function relayCommand(dir: string, spec: RelaySpec): string[] {
   if (!underDenoCli()) return [Deno.execPath(), RELAY_SUBCOMMAND, dir];
   // Only what it needs: its dir and sockets, the record it watches, the bundle's ports on loopback.
   const paths = spec.sockets.map((s) => s.path);
+  const ports = spec.sockets.map((s) => `127.0.0.1:${s.port}`);
   const scoped = ![dir, spec.record, ...paths].some((p) => p.includes(","));
   return [
     Deno.execPath(),
@@ -127,11 +138,19 @@ function relayCommand(dir: string, spec: RelaySpec): string[] {
     scoped ? `--allow-read=${[dir, spec.record, ...paths].join(",")}` : "--allow-read",
     scoped ? `--allow-write=${[dir, ...paths].join(",")}` : "--allow-write",
     scoped
-      ? `--allow-net=${["127.0.0.1", ...paths.map((p) => `unix:${p}`)].join(",")}`
+      ? `--allow-net=${[...ports, ...paths.map((p) => `unix:${p}`)].join(",")}`
       : "--allow-net",
     fileURLToPath(new URL("./relay_main.ts", import.meta.url)),
     dir,
   ];
+}
+
+/** What the relay's process gets of this one's environment: where its runtime lives, no more. */
+function relayEnv(): Record<string, string> {
+  const keep = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "NO_COLOR"];
+  return Object.fromEntries(
+    keep.flatMap((k) => (Deno.env.get(k) !== undefined ? [[k, Deno.env.get(k)!]] : [])),
+  );
 }
 
 /**

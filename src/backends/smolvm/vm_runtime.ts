@@ -208,14 +208,23 @@ export class VmRuntime implements AgentRuntime {
     });
   }
 
-  async remove(place: string, record?: Pick<BottleRecord, "relayDir">): Promise<void> {
-    // The relay goes after the VM (nothing dials its sockets then), whatever the VM did.
+  async cutOff(_place: string, record?: Pick<BottleRecord, "relayDir">): Promise<void> {
     const relayDir = record?.relayDir ?? this.#relayDir;
+    if (relayDir) await stopRelay(relayDir);
+  }
+
+  async remove(place: string, record?: Pick<BottleRecord, "relayDir">): Promise<void> {
+    // The relay goes too, whatever the VM did (a caller that did not cut it off first).
+    const relayDir = record?.relayDir ?? this.#relayDir;
+    let failed: unknown;
     try {
       await this.#removeMachine(place);
-    } finally {
-      if (relayDir) await stopRelay(relayDir);
+    } catch (err) {
+      failed = err;
     }
+    // The VM's own error is the one to tell, where both fail.
+    if (relayDir) await stopRelay(relayDir).catch((err) => void (failed ??= err));
+    if (failed) throw failed;
   }
 
   async #removeMachine(place: string): Promise<void> {
