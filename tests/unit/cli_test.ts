@@ -104,6 +104,43 @@ Deno.test("cli: plan on smolmachines says how the VM reaches the bundle; a bad c
   assert.doesNotMatch(docker.stdout, /vm network/);
 });
 
+Deno.test("cli: smolmachines on a remote engine is refused, BOTTLE_SMOLVM_NETWORK=sockets or not", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A docker CLI whose current context is another machine.
+    const docker = join(dir, "docker");
+    await Deno.writeTextFile(
+      docker,
+      `#!/bin/sh
+case "$1" in
+  info) echo '{"OSType":"linux","OperatingSystem":"Ubuntu 24.04","ServerVersion":"27.4.0"}' ;;
+  context) echo '[{"Name":"big","Endpoints":{"docker":{"Host":"ssh://ana@big-box"}}}]' ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+`,
+      { mode: 0o755 },
+    );
+    const plan = (v?: string) =>
+      cli(["plan", "claude", "--backend", "smolmachines", "--name", "t1"], {
+        env: { BOTTLE_DOCKER: docker, ...(v ? { BOTTLE_SMOLVM_NETWORK: v } : {}) },
+      });
+    const auto = await plan();
+    assert.equal(auto.code, 2, auto.stderr);
+    assert.match(
+      auto.stderr,
+      /--backend smolmachines cannot run on this engine: the engine is at ssh:\/\/ana@big-box/,
+    );
+    const sockets = await plan("sockets");
+    assert.equal(sockets.code, 2, sockets.stderr);
+    assert.match(
+      sockets.stderr,
+      /BOTTLE_SMOLVM_NETWORK=sockets cannot work with the engine at ssh:\/\/ana@big-box/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: a project bottle.yaml is discovered and shadows the user config", async () => {
   const home = await Deno.makeTempDir();
   const project = join(home, "proj");
