@@ -5,7 +5,7 @@
  */
 import { pathExists } from "../state/path_exists.ts";
 import type { Command } from "commander";
-import { run } from "../proc/runner.ts";
+import { CommandError, run } from "../proc/runner.ts";
 import { SilentExit, UserError } from "../errors.ts";
 import type { CliContext } from "./context.ts";
 import {
@@ -15,8 +15,8 @@ import {
   SmolvmCli,
 } from "../backends/smolvm/smolvm_cli.ts";
 import { DockerCli } from "../engine/docker_cli.ts";
-import { parseDockerContext } from "../engine/engine_probe.ts";
-import { type DockerInfo, type EngineFinding, engineFindings } from "../engine/engine_kind.ts";
+import { readEngineKind } from "../engine/engine_probe.ts";
+import { type EngineFinding, kindFindings } from "../engine/engine_kind.ts";
 import { PIPELOCK_IMAGE, PIPELOCK_IMAGE_ENV } from "../bundle/pipelock/pipelock_release.ts";
 
 /** One line of `bottle doctor` (the engine's findings have the same shape). */
@@ -68,7 +68,7 @@ export async function runChecks(ctx: CliContext): Promise<Check[]> {
   );
 
   // What the engine is and what works on it; only an engine that answers can say.
-  if (engineUp) checks.push(...await engineChecks(dockerRun));
+  if (engineUp) checks.push(...await engineChecks(cli));
 
   checks.push(await smolvmCheck(new SmolvmCli({ binary: smolvm })));
 
@@ -160,31 +160,20 @@ async function tryRun(
 }
 
 /** The engine kind, smolmachines on it and its version bugs, from `docker info` and the context. */
-async function engineChecks(dockerRun: DockerRun): Promise<Check[]> {
-  const [info, ctxOut] = await Promise.all([
-    dockerRun(["info", "--format", "{{json .}}"]),
-    dockerRun(["context", "inspect"]),
-  ]);
-  let parsed: DockerInfo;
+async function engineChecks(cli: DockerCli): Promise<Check[]> {
   try {
-    if (!info.ran || info.code !== 0) {
-      throw new Error(info.ran ? lastLine(info.stderr) : info.error);
-    }
-    parsed = JSON.parse(info.stdout) as DockerInfo;
+    return kindFindings(await readEngineKind(cli));
   } catch (err) {
+    const why = err instanceof CommandError
+      ? err.timedOut ? "timed out" : lastLine(err.stderrTail)
+      : (err as Error).message;
     return [{
       name: "engine kind",
       ok: false,
       required: false,
-      detail: `cannot read \`docker info --format '{{json .}}'\`: ${(err as Error).message}`,
+      detail: `cannot read \`docker info --format '{{json .}}'\`: ${why}`,
     }];
   }
-  // The client runs here: its OS is this host's, also where an old client does not say.
-  parsed.ClientInfo = { ...parsed.ClientInfo, Os: parsed.ClientInfo?.Os ?? Deno.build.os };
-  return engineFindings(
-    parsed,
-    parseDockerContext(ctxOut.ran && ctxOut.code === 0 ? ctxOut.stdout : undefined, parsed),
-  );
 }
 
 /** What doctor found out about the pipelock image the bundle copies `/pipelock` from. */

@@ -221,7 +221,11 @@ export function vmNetworkFor(k: EngineKind): VmNetworkChoice {
 
 /** The engine's kind, smolmachines on it, and the engine-version bugs that touch isolation. */
 export function engineFindings(info: DockerInfo, context: DockerContext): EngineFinding[] {
-  const k = classifyEngine(info, context);
+  return kindFindings(classifyEngine(info, context));
+}
+
+/** The same, for a kind already read (`readEngineKind`). */
+export function kindFindings(k: EngineKind): EngineFinding[] {
   return [kindFinding(k), smolmachinesFinding(k), cveFinding(k)];
 }
 

@@ -26,7 +26,7 @@ export async function readEngineKind(docker: DockerCli): Promise<EngineKind> {
 }
 
 /** The current context from `docker context inspect` (an array of one), or what `docker info` says. */
-export function parseDockerContext(stdout: string | undefined, info: DockerInfo): DockerContext {
+function parseDockerContext(stdout: string | undefined, info: DockerInfo): DockerContext {
   try {
     if (stdout !== undefined) {
       const [c] = JSON.parse(stdout) as {
