@@ -20,6 +20,7 @@ import {
   sha256,
 } from "../testdata/registry/archive_fixtures.ts";
 import { tarBytes, type TarInput } from "../testdata/registry/tar_writer.ts";
+import { fdsOn, openFds } from "../helpers/open_fds.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -692,23 +693,6 @@ async function h2Get(
 }
 
 // ---------------------------------------------------------------- process figures
-
-function openFds(): number | undefined {
-  if (Deno.build.os !== "linux") return undefined;
-  return [...Deno.readDirSync("/proc/self/fd")].length;
-}
-
-function fdsOn(path: string): number {
-  let n = 0;
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      if (Deno.readLinkSync(`/proc/self/fd/${entry.name}`) === path) n++;
-    } catch {
-      // closed while listing
-    }
-  }
-  return n;
-}
 
 async function pollUntil(condition: () => boolean, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;

@@ -10,6 +10,7 @@ import {
   tempArchive,
 } from "../testdata/registry/archive_fixtures.ts";
 import { tarBytes } from "../testdata/registry/tar_writer.ts";
+import { fdsOn } from "../helpers/open_fds.ts";
 
 interface RawResponse {
   status: number;
@@ -49,19 +50,6 @@ function splitResponses(bytes: Uint8Array): RawResponse[] {
     at = start + length;
   }
   return responses;
-}
-
-/** Open descriptors on `path` in this process (Linux), to see handles closed. */
-function openHandles(path: string): number {
-  let n = 0;
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      if (Deno.readLinkSync(`/proc/self/fd/${entry.name}`) === path) n++;
-    } catch {
-      // closed while listing
-    }
-  }
-  return n;
 }
 
 Deno.test("registry server: serves on loopback and is reachable by ref()", async () => {
@@ -195,10 +183,10 @@ Deno.test("registry server: large blobs over HTTP/1.1 end at Content-Length, pip
   if (Deno.build.os === "linux") {
     // Each tail's own handle is closed once sent: only the archive's stays.
     const deadline = Date.now() + 5000;
-    while (openHandles(realPath) > 1 && Date.now() < deadline) {
+    while (fdsOn(realPath) > 1 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    assert.equal(openHandles(realPath), 1);
+    assert.equal(fdsOn(realPath), 1);
   }
 });
 
