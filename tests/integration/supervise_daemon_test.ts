@@ -407,21 +407,26 @@ Deno.test("supervise daemon: --follow prints each new request as it arrives", as
   }
 });
 
+/** `bottle COMMAND` on a terminal of its own (util-linux `script`), in the setup's home. */
+function onTerminal(s: { home: string }, command: string): Deno.ChildProcess {
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  return new Deno.Command("script", {
+    args: ["-qec", `${Deno.execPath()} run -A ${main} ${command}`, "/dev/null"],
+    env: { HOME: s.home, XDG_STATE_HOME: `${s.home}/state`, NO_COLOR: "1" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
 Deno.test("supervise daemon: on a terminal, bottle supervise asks about each request and answers it", async () => {
   const s = await setup();
   try {
     const c = await connect(s.url);
     const call = c.callTool({ name: "request_approval", arguments: { action: "tag v2" } });
     const r = await pending(s);
-    // util-linux `script` gives the CLI a terminal; the human types "a", then a message.
-    const main = new URL("../../main.ts", import.meta.url).pathname;
-    const tty = new Deno.Command("script", {
-      args: ["-qec", `${Deno.execPath()} run -A ${main} supervise`, "/dev/null"],
-      env: { HOME: s.home, XDG_STATE_HOME: `${s.home}/state`, NO_COLOR: "1" },
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    // The human types "a", then a message.
+    const tty = onTerminal(s, "supervise");
     const w = tty.stdin.getWriter();
     // Typed once the prompt is up (the terminal keeps what arrives early).
     await w.write(new TextEncoder().encode("a\nlooks right\n"));
@@ -440,14 +445,7 @@ Deno.test("supervise daemon: on a terminal, bottle supervise asks about each req
 
 Deno.test("supervise daemon: with --follow on a terminal, what was typed before a request showed answers nothing", async () => {
   const s = await setup();
-  const main = new URL("../../main.ts", import.meta.url).pathname;
-  const tty = new Deno.Command("script", {
-    args: ["-qec", `${Deno.execPath()} run -A ${main} supervise --follow`, "/dev/null"],
-    env: { HOME: s.home, XDG_STATE_HOME: `${s.home}/state`, NO_COLOR: "1" },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const tty = onTerminal(s, "supervise --follow");
   const w = tty.stdin.getWriter();
   const out = tty.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";
