@@ -284,32 +284,21 @@ Deno.test("an absolute-form http request is forwarded through the upstream proxy
   );
   try {
     const port = await listening.promise;
-    const out = await run([
-      "curl",
-      "-sS",
-      "--max-time",
-      "30",
-      "--proxy",
-      s.proxyUrl,
-      "-H",
-      "x-agent: yes",
-      `http://plain.test.local:${port}/hello`,
-    ]);
+    const get = (...headers: string[]) =>
+      run([
+        "curl",
+        "-sS",
+        "--max-time",
+        "30",
+        "--proxy",
+        s.proxyUrl,
+        ...["x-agent: yes", ...headers].flatMap((h) => ["-H", h]),
+        `http://plain.test.local:${port}/hello`,
+      ]);
+    const out = await get();
     assert.equal(out.stdout, `plain /hello yes plain.test.local:${port}`);
     // The URL names the server: a Host saying otherwise is replaced, not passed on.
-    const lying = await run([
-      "curl",
-      "-sS",
-      "--max-time",
-      "30",
-      "--proxy",
-      s.proxyUrl,
-      "-H",
-      "x-agent: yes",
-      "-H",
-      "Host: evil.test.local",
-      `http://plain.test.local:${port}/hello`,
-    ]);
+    const lying = await get("Host: evil.test.local");
     assert.equal(lying.stdout, `plain /hello yes plain.test.local:${port}`);
     const logged = (await auditLines(s)).find((l) => l.method === "GET");
     assert.equal(logged?.decision, "forwarded");
