@@ -154,11 +154,10 @@ function relayEnv(): Record<string, string> {
 }
 
 /**
- * A relay dir outside the state dir (a short path in /tmp) sits in a dir of
- * this user's alone: made 0700 here, or refused when someone else made it.
+ * The relay's dir sits in a dir of this user's alone (the bottle's state dir,
+ * or a short path in /tmp made 0700 here): refused when someone else made it.
  */
 async function privateParent(dir: string): Promise<void> {
-  if (!dir.startsWith("/tmp/")) return;
   const parent = dir.slice(0, dir.lastIndexOf("/"));
   await Deno.mkdir(parent, { mode: 0o700 }).catch((err) => {
     if (!(err instanceof Deno.errors.AlreadyExists)) throw err;

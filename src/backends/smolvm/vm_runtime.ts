@@ -115,7 +115,6 @@ export class VmRuntime implements AgentRuntime {
       });
       relay.catch(() => {}); // awaited below, on every path
     }
-    const fill = (v: string) => address ? withBundleAddress(v, address) : v;
     ctx.progress(`creating the VM ${vm.machine}`);
     try {
       const archive = source.kind === "archive" ? await Deno.open(source.path) : undefined;
@@ -125,7 +124,10 @@ export class VmRuntime implements AgentRuntime {
           ? { from: source.path }
           : { image: "-", stdin: archive!.readable }),
         ...(net.mode === "bundle-address"
-          ? { allowCidrs: net.allowCidrs.map(fill), allowHosts: net.allowHosts }
+          ? {
+            allowCidrs: net.allowCidrs.map((c) => withBundleAddress(c, address)),
+            allowHosts: net.allowHosts,
+          }
           : {
             mountSockets: net.sockets.map((s) => ({ host: s.hostSocket, guest: s.guestSocket })),
           }),
