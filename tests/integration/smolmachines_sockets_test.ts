@@ -244,28 +244,68 @@ Deno.test("smolmachines on a Docker-Desktop-like engine: no network in the VM, t
         for (const p of ports) assert.match(p, /^(3128|8080|8090)\/tcp -> 127\.0\.0\.1:\d+$/);
         const hostPort = (p: number) =>
           Number(ports.find((l) => l.startsWith(`${p}/`))!.split(":").at(-1));
-        // Another local process: egress answers 407, the gate and supervise 401.
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port: hostPort(3128) });
-        await conn.write(
-          new TextEncoder().encode("CONNECT x.example:443 HTTP/1.1\r\nHost: x.example:443\r\n\r\n"),
+        // The agent's own credentials, for the positive controls from this same place.
+        const said = await bottle([
+          "exec",
+          name,
+          "--",
+          "sh",
+          "-c",
+          'printf "%s\\n" "$HTTPS_PROXY"; git config --global --get-regexp extraheader; ' +
+          "cat /home/agent/.claude.json",
+        ], be.env);
+        const proxyToken = /http:\/\/bottle:([0-9a-f]{64})@127\.0\.0\.1:3128/.exec(said.stdout)
+          ?.[1];
+        const gateAuth = /Authorization: (Basic \S+)/.exec(said.stdout)?.[1];
+        const mcpAuth = /"Authorization": "(Bearer [^"]+)"/.exec(said.stdout)?.[1];
+        assert.ok(proxyToken && gateAuth && mcpAuth, said.stdout);
+        const connect = async (auth: string) => {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port: hostPort(3128) });
+          try {
+            await conn.write(new TextEncoder().encode(
+              `CONNECT x.example:443 HTTP/1.1\r\nHost: x.example:443\r\n${auth}\r\n`,
+            ));
+            const buf = new Uint8Array(256);
+            const n = await conn.read(buf);
+            return new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\r\n")[0];
+          } finally {
+            conn.close();
+          }
+        };
+        // Another local process: egress answers 407 without the credential; with it, the
+        // request goes on to pipelock's allowlist (its 403).
+        assert.match(
+          await connect(`Proxy-Authorization: Basic ${btoa(`bottle:${proxyToken}`)}\r\n`) ?? "",
+          /^HTTP\/1\.1 403 /,
         );
-        const buf = new Uint8Array(256);
-        const n = await conn.read(buf);
-        conn.close();
-        assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 407 /);
-        const refs = await fetch(
-          `http://127.0.0.1:${hostPort(8080)}/workspace.git/info/refs?service=git-upload-pack`,
-        );
-        await refs.body?.cancel();
-        assert.equal(refs.status, 401);
-        const mcp = await fetch(`http://127.0.0.1:${hostPort(8090)}/mcp`, {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            accept: "application/json, text/event-stream",
-          },
-          body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
-        });
+        assert.equal(await connect(""), "HTTP/1.1 407 Proxy Authentication Required");
+        // The gate and supervise: 200 with the agent's token, 401 without.
+        const refs = (auth?: string) =>
+          fetch(
+            `http://127.0.0.1:${hostPort(8080)}/workspace.git/info/refs?service=git-upload-pack`,
+            auth ? { headers: { authorization: auth } } : {},
+          );
+        const refsOk = await refs(gateAuth);
+        await refsOk.body?.cancel();
+        assert.equal(refsOk.status, 200);
+        const refsAnon = await refs();
+        await refsAnon.body?.cancel();
+        assert.equal(refsAnon.status, 401);
+        const tools = (auth?: string) =>
+          fetch(`http://127.0.0.1:${hostPort(8090)}/mcp`, {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              accept: "application/json, text/event-stream",
+              "mcp-protocol-version": "2025-06-18",
+              ...(auth ? { authorization: auth } : {}),
+            },
+            body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+          });
+        const mcpOk = await tools(mcpAuth);
+        assert.equal(mcpOk.status, 200);
+        assert.match(await mcpOk.text(), /request_approval/);
+        const mcp = await tools();
         await mcp.body?.cancel();
         assert.equal(mcp.status, 401);
       },
